@@ -1,0 +1,34 @@
+# Two commands set everything up on a fresh machine:  `make quickstart`  and  `make test`.
+# Both create (or reuse) the virtual environment in .venv. On a machine without an NVIDIA GPU the
+# CPU build of torch is installed first, so pip never pulls the multi-GB CUDA build.
+PY ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.raysweep-installed
+TORCH_CPU ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: setup test test-integration quickstart generate-demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q "$(TORCH_CPU)"; fi
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+test-integration: $(STAMP)
+	$(BIN)/python -m pytest -q -m integration $(PYTEST_ARGS)
+
+quickstart: $(STAMP)
+	$(BIN)/raysweep generate configs/data/civet_test.yaml --out out/civet_test --overwrite
+	$(BIN)/raysweep audit out/civet_test
+	$(BIN)/raysweep show out/civet_test --n 16 --seed 1
+
+clean:
+	rm -rf out runs mlflow.db mlartifacts .pytest_cache

@@ -1,0 +1,56 @@
+"""Balance audit of a dataset: counts per area and per attribute value, with chi-square p-values."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from scipy.stats import chisquare
+
+from raysweep.datasets.store import read_dataset, read_manifest
+
+ATTRIBUTES = ("shape", "color", "size", "n_distractors", "category")
+
+
+def uniformity_p(counts: list[int]) -> float:
+    """Chi-square p-value that the counts come from a uniform distribution (1.0 when exactly equal)."""
+    if len(counts) < 2 or sum(counts) == 0:
+        return 1.0
+    if len(set(counts)) == 1:
+        return 1.0
+    return float(chisquare(counts).pvalue)
+
+
+def audit(path) -> dict:
+    """Counts per area (all areas, including empty ones) and per value of each present attribute."""
+    manifest = read_manifest(path)
+    table = read_dataset(path, columns=["area", *ATTRIBUTES])
+    n_areas = len((manifest.get("config") or {}).get("area_names") or []) or 9
+    areas = Counter(table.column("area").to_pylist())
+    area_counts = [areas.get(a, 0) for a in range(n_areas)]
+    report = {
+        "rows": table.num_rows,
+        "area": {"counts": area_counts, "p_uniform": uniformity_p(area_counts)},
+        "attributes": {},
+    }
+    for name in ATTRIBUTES:
+        values = [v for v in table.column(name).to_pylist() if v not in (None, "")]
+        if not values:
+            continue
+        counts = Counter(values)
+        ordered = dict(sorted(counts.items(), key=lambda kv: str(kv[0])))
+        report["attributes"][name] = {"counts": ordered, "p_uniform": uniformity_p(list(ordered.values()))}
+    return report
+
+
+def format_report(report: dict, side: int = 3) -> str:
+    lines = [f"rows: {report['rows']}", "", "per area (3x3, row-major from top left):"]
+    counts = report["area"]["counts"]
+    for r in range(side):
+        lines.append("  " + " ".join(f"{c:8d}" for c in counts[r * side : (r + 1) * side]))
+    lines.append(f"  chi-square p (uniform): {report['area']['p_uniform']:.4g}")
+    for name, info in report["attributes"].items():
+        lines.append("")
+        lines.append(f"per {name}:  (chi-square p uniform: {info['p_uniform']:.4g})")
+        for value, count in info["counts"].items():
+            lines.append(f"  {str(value):16s} {count:8d}")
+    return "\n".join(lines)
