@@ -22,6 +22,8 @@ from raysweep._configlib import (
     to_dict,
 )
 from raysweep.errors import ConfigError
+from raysweep.models.config import EvalConfig, LoraConfig, ModelConfig
+from raysweep.training.config import TrainConfig
 
 AREA_NAMES = [
     "top left", "top center", "top right",
@@ -171,6 +173,10 @@ class RunConfig:
     """The whole config of a raysweep command."""
 
     data: DataConfig = doc("Data: synthetic scenes and named Parquet sets.", factory=DataConfig)
+    model: ModelConfig = doc("The VLM family and checkpoint.", factory=ModelConfig)
+    lora: LoraConfig = doc("The LoRA adapter.", factory=LoraConfig)
+    eval: EvalConfig = doc("Evaluation.", factory=EvalConfig)
+    train: TrainConfig = doc("Training.", factory=TrainConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), cls=RunConfig):
