@@ -18,6 +18,42 @@ class ModelConfig:
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = doc("Weight dtype; auto = bf16 on GPU, fp32 on CPU.", "auto")
     trust_remote_code: bool = doc("Allow model code from the Hub (needed by Molmo).", False)
     seed: int = doc("Seed of the tiny variant's random weights.", 0)
+    device: str = doc("Torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...", "auto")
+    image_size: int = doc("Tiny variants: input side in pixels (0 = the family's tiny default).", 0)
+    image_mean: list[float] = doc(
+        "Per-channel mean of the image normalisation (empty = the processor's default; the tiny "
+        "variants default to 0 so that a black background stays 0).",
+        factory=list,
+    )
+    image_std: list[float] = doc("Per-channel std of the image normalisation (empty = the processor's default).", factory=list)
+    min_pixels: int = doc("Qwen2-VL: minimum image pixels of the processor (0 = default; the lab used 100*28*28).", 0)
+    max_pixels: int = doc("Qwen2-VL: maximum image pixels of the processor (0 = default; the lab used 16384*28*28).", 0)
+    tiny_hidden: int = doc("Tiny variants: hidden size of the language model (or CLIP text tower).", 128)
+    tiny_layers: int = doc("Tiny variants: layers of the language model.", 4)
+    tiny_heads: int = doc("Tiny variants: attention heads of the language model.", 4)
+    tiny_vision_hidden: int = doc("Tiny variants: hidden size of the vision encoder.", 64)
+    tiny_vision_layers: int = doc("Tiny variants: layers of the vision encoder.", 2)
+
+    def validate(self) -> None:
+        from raysweep.errors import did_you_mean
+        from raysweep.models import list_families
+
+        if self.family not in list_families():
+            known = list_families()
+            raise ConfigError("family", f"unknown family {self.family!r}. {did_you_mean(self.family, known)}Available: {', '.join(known)}.")
+        for key in ("image_mean", "image_std"):
+            values = getattr(self, key)
+            if values and len(values) != 3:
+                raise ConfigError(key, f"needs 3 values (R, G, B) or none, got {values}")
+        if any(v <= 0 for v in self.image_std):
+            raise ConfigError("image_std", f"values must be > 0, got {self.image_std}")
+        if self.max_pixels and self.min_pixels > self.max_pixels:
+            raise ConfigError("min_pixels", f"{self.min_pixels} exceeds max_pixels {self.max_pixels}")
+        for key in ("image_size", "min_pixels", "max_pixels"):
+            if getattr(self, key) < 0:
+                raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
+        if self.tiny_hidden % self.tiny_heads:
+            raise ConfigError("tiny_hidden", f"{self.tiny_hidden} is not divisible by tiny_heads {self.tiny_heads}")
 
 
 @dataclass
@@ -46,3 +82,13 @@ class EvalConfig:
     mode: Literal["choice", "generate", "both"] = doc("choice = likelihood of the 9 answers; generate = greedy text then parse.", "choice")
     max_new_tokens: int = doc("Generation budget in generate mode (the paper's 15).", 15)
     batch_size: int = doc("Evaluation batch size.", 16)
+    leniency: Literal["exact", "lenient"] = doc("Answer parser in generate mode (see raysweep/parsing.py).", "lenient")
+    limit: int = doc("Evaluate at most this many rows (0 = all).", 0)
+
+    def validate(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ConfigError("max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
+        if self.batch_size < 1:
+            raise ConfigError("batch_size", f"must be >= 1, got {self.batch_size}")
+        if self.limit < 0:
+            raise ConfigError("limit", f"must be >= 0, got {self.limit}")

@@ -1,0 +1,95 @@
+"""Offline pieces of the tiny variants: a byte-level BPE tokenizer trained locally at build time.
+
+The tiny models never see a download. Their tokenizer is trained by ``tokenizers`` on a small corpus
+(the prompt template, the colour and shape words, the COCO category names, a few chat phrases) and
+wrapped in ``PreTrainedTokenizerFast``. Each of the 9 area names is added as ONE token, so that
+``choice`` scoring reads a single next-token distribution and the tiny models learn the task fast.
+"""
+
+from __future__ import annotations
+
+AREA_NAMES = [
+    "top left", "top center", "top right",
+    "center left", "center", "center right",
+    "bottom left", "bottom center", "bottom right",
+]  # fmt: skip
+
+COCO_CATEGORIES = (
+    "person bicycle car motorcycle airplane bus train truck boat traffic light fire hydrant stop sign "
+    "parking meter bench bird cat dog horse sheep cow elephant bear zebra giraffe backpack umbrella "
+    "handbag tie suitcase frisbee skis snowboard sports ball kite baseball bat baseball glove skateboard "
+    "surfboard tennis racket bottle wine glass cup fork knife spoon bowl banana apple sandwich orange "
+    "broccoli carrot hot dog pizza donut cake chair couch potted plant bed dining table toilet tv laptop "
+    "mouse remote keyboard cell phone microwave oven toaster sink refrigerator book clock vase scissors "
+    "teddy bear hair drier toothbrush"
+)
+WORDS = (
+    "red green blue magenta yellow cyan white circle square triangle star plus large small object "
+    "Where is the ? Choose from [ ] , . Answer using as few words as possible. The a photo of a "
+    "I cannot tell it is in the corner upper lower middle left right top bottom center centre "
+    "USER ASSISTANT system user assistant You are a helpful assistant"
+)
+
+
+def corpus(extra: list[str] = ()) -> list[str]:
+    """The training texts of the tiny tokenizer (deterministic)."""
+    areas = ", ".join(AREA_NAMES)
+    lines = [
+        f"Answer using as few words as possible. Where is the red star? Choose from [{areas}].",
+        COCO_CATEGORIES,
+        WORDS,
+        *extra,
+    ]
+    return lines * 4
+
+
+def train_tokenizer(
+    special_tokens: list[str],
+    *,
+    bos: str | None,
+    eos: str,
+    pad: str,
+    chat_template: str | None = None,
+    vocab_size: int = 700,
+    extra_attributes: dict | None = None,
+):
+    """A ``PreTrainedTokenizerFast`` trained here, with the area names as single tokens.
+
+    Args:
+        special_tokens: family tokens (image placeholder, chat markers, bos/eos/pad), kept whole.
+        bos, eos, pad: which of them play those roles (``bos`` may be None).
+        chat_template: Jinja chat template stored on the tokenizer.
+        vocab_size: BPE vocabulary size before the added tokens.
+        extra_attributes: attributes set on the tokenizer (e.g. ``image_token``) that processors read.
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(dict.fromkeys(special_tokens)),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus(), trainer=trainer)
+    # Longest match first, so "center left" wins over "center"; not inside longer words.
+    tok.add_tokens([AddedToken(name, single_word=True, normalized=False) for name in AREA_NAMES])
+    kwargs = dict(tokenizer_object=tok, eos_token=eos, pad_token=pad, extra_special_tokens={})
+    if bos:
+        kwargs["bos_token"] = bos
+    fast = PreTrainedTokenizerFast(**kwargs)
+    if chat_template:
+        fast.chat_template = chat_template
+    for key, value in (extra_attributes or {}).items():
+        setattr(fast, key, value)
+    return fast
+
+
+def count_params(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, total

@@ -1,0 +1,331 @@
+"""The protocol every VLM family implements, and the shared machinery of chat (decoder) VLMs.
+
+A family is an object with ``build``, ``apply_lora``, ``collate``, ``loss``, ``predict``,
+``save_adapter`` and ``load_adapter`` (see :class:`Family`). Decoder VLMs (Qwen2-VL, LLaVA-NeXT,
+Molmo) share :class:`ChatVLMFamily`, which needs only a handful of hooks per family; CLIP implements
+the protocol on its own.
+
+Rows are dicts with at least ``image`` (PNG/JPEG bytes or a PIL image), ``prompt`` (the full prompt
+text including the prefix), ``answer`` (area name) and ``area`` (0..8), as in the Parquet datasets.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from raysweep.errors import UserError
+from raysweep.models._tiny import AREA_NAMES, count_params
+from raysweep.parsing import parse_area
+
+IGNORE = -100
+
+
+@dataclass
+class Prediction:
+    """One prediction: ``area`` is 0..8, or -1 when the generated text could not be parsed."""
+
+    area: int
+    text: str = ""
+    scores: list[float] | None = None
+
+
+@dataclass
+class Built:
+    """A built model: the torch module, its processor/tokenizer and bookkeeping."""
+
+    model: Any
+    processor: Any
+    tokenizer: Any
+    family: str
+    config: Any
+    device: torch.device
+    area_names: list[str] = field(default_factory=lambda: list(AREA_NAMES))
+    trainable_params: int = 0
+    total_params: int = 0
+    lora: bool = False
+    extras: dict = field(default_factory=dict)
+
+
+def load_image(image):
+    """A PIL RGB image from bytes or a PIL image."""
+    from PIL import Image
+
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        image = Image.open(io.BytesIO(bytes(image)))
+    return image.convert("RGB")
+
+
+def resolve_device(model_cfg) -> torch.device:
+    name = getattr(model_cfg, "device", "auto")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def resolve_dtype(model_cfg, device: torch.device) -> torch.dtype:
+    if model_cfg.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, model_cfg.dtype)
+
+
+def lora_targets(lora_cfg, default):
+    """The peft ``target_modules``: the config's list (one entry with regex characters = a regex)."""
+    targets = list(lora_cfg.targets)
+    if not targets:
+        return default
+    if len(targets) == 1 and any(c in targets[0] for c in "*.()|[]^$\\"):
+        return targets[0]
+    return targets
+
+
+class Family:
+    """The protocol. Subclasses set ``name``, ``default_checkpoint``, ``checkpoints`` and ``tiny``."""
+
+    name: str = ""
+    default_checkpoint: str = ""
+    checkpoints: tuple[str, ...] = ()
+    tiny: str = ""  # one line describing the tiny variant
+
+    # -- build ---------------------------------------------------------------------------------
+    def build(self, model_cfg) -> Built:
+        """``checkpoint == 'tiny'`` builds the tiny variant offline; else ``from_pretrained``."""
+        device = resolve_device(model_cfg)
+        if model_cfg.checkpoint == "tiny":
+            torch.manual_seed(model_cfg.seed)
+            built = self.build_tiny(model_cfg, device)
+        else:
+            built = self.build_pretrained(model_cfg, device, resolve_dtype(model_cfg, device))
+        built.model.to(device)
+        built.trainable_params, built.total_params = count_params(built.model)
+        return built
+
+    def build_tiny(self, model_cfg, device) -> Built:
+        raise NotImplementedError
+
+    def build_pretrained(self, model_cfg, device, dtype) -> Built:
+        raise NotImplementedError
+
+    # -- LoRA ----------------------------------------------------------------------------------
+    def default_lora_targets(self, vision: bool):
+        """peft ``target_modules`` (a regex string or a list) of the family's default adapter."""
+        raise NotImplementedError
+
+    def apply_lora(self, built: Built, lora_cfg) -> Built:
+        """Wrap the model with a peft LoRA adapter; freeze the base; count trainable parameters."""
+        from peft import LoraConfig as PeftLoraConfig
+        from peft import get_peft_model
+
+        init = {"gaussian": "gaussian", "default": True, "pissa": "pissa", "olora": "olora"}[lora_cfg.init]
+        peft_cfg = PeftLoraConfig(
+            r=lora_cfg.rank,
+            lora_alpha=lora_cfg.alpha,
+            lora_dropout=lora_cfg.dropout,
+            init_lora_weights=init,
+            target_modules=lora_targets(lora_cfg, self.default_lora_targets(lora_cfg.vision)),
+        )
+        built.model = get_peft_model(built.model, peft_cfg)
+        built.lora = True
+        built.trainable_params, built.total_params = count_params(built.model)
+        return built
+
+    def save_adapter(self, built: Built, path) -> None:
+        """Write the adapter (safetensors + adapter_config.json) with peft ``save_pretrained``."""
+        if not built.lora:
+            raise UserError("this model has no LoRA adapter to save; call apply_lora first")
+        built.model.save_pretrained(str(path), safe_serialization=True)
+
+    def load_adapter(self, built: Built, path, trainable: bool = False) -> Built:
+        """Attach a saved adapter (folder written by :meth:`save_adapter`)."""
+        from pathlib import Path
+
+        from peft import PeftModel
+
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise UserError(f"adapter {path} not found: expected a folder with adapter_config.json (written by training)")
+        built.model = PeftModel.from_pretrained(built.model, str(path), is_trainable=trainable).to(built.device)
+        built.lora = True
+        built.trainable_params, built.total_params = count_params(built.model)
+        return built
+
+    # -- batches, loss, predictions --------------------------------------------------------------
+    def collate(self, built: Built, rows: list[dict], train: bool) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, built: Built, batch: dict) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict(self, built: Built, rows: list[dict], mode: str = "choice", max_new_tokens: int = 15) -> list[Prediction]:
+        raise NotImplementedError
+
+
+def to_device(batch: dict, built: Built) -> dict:
+    """Move a batch to the model's device; floating tensors take the model's dtype."""
+    dtype = next(built.model.parameters()).dtype
+    out = {}
+    for k, v in batch.items():
+        if isinstance(v, torch.Tensor):
+            v = v.to(built.device, dtype=dtype) if v.is_floating_point() else v.to(built.device)
+        out[k] = v
+    return out
+
+
+class ChatVLMFamily(Family):
+    """Shared code of decoder VLMs driven by a processor and a chat template.
+
+    Hooks: :meth:`prompt_text` (chat template), ``answer_sep`` (text between the generation prompt
+    and the answer), :meth:`encode` (processor call) and :meth:`continuation_positions`.
+    """
+
+    answer_sep: str = ""
+
+    def prompt_text(self, built: Built, prompt: str) -> str:
+        """The prompt through the family's chat template, ending with the generation prompt."""
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
+        return built.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def encode(self, built: Built, images, texts, padding_side: str) -> dict:
+        tok = built.tokenizer
+        old, tok.padding_side = tok.padding_side, padding_side
+        try:
+            enc = built.processor(images=images, text=texts, return_tensors="pt", padding=True)
+        finally:
+            tok.padding_side = old
+        return dict(enc)
+
+    def collate(self, built: Built, rows: list[dict], train: bool) -> dict[str, torch.Tensor]:
+        """Processor inputs; with ``train`` right-padded and ``labels`` on the answer tokens + EOS only.
+
+        Without ``train`` the prompts are left-padded for generation and scoring.
+        """
+        images = [load_image(r["image"]) for r in rows]
+        prompts = [self.prompt_text(built, r["prompt"]) for r in rows]
+        if not train:
+            return self.encode(built, images, prompts, "left")
+        eos = built.tokenizer.eos_token
+        fulls = [p + self.answer_sep + r["answer"] + eos for p, r in zip(prompts, rows)]
+        enc = self.encode(built, images, fulls, "right")
+        prompt_ids = self.encode(built, images, prompts, "right")
+        prompt_len = prompt_ids["attention_mask"].sum(1)
+        labels = enc["input_ids"].clone()
+        for i, n in enumerate(prompt_len.tolist()):
+            if not torch.equal(enc["input_ids"][i, :n], prompt_ids["input_ids"][i, :n]):
+                raise RuntimeError(f"{self.name}: the prompt's tokens change when the answer follows; cannot mask the loss")
+            labels[i, :n] = IGNORE
+        labels[enc["attention_mask"] == 0] = IGNORE
+        enc["labels"] = labels
+        return enc
+
+    def loss(self, built: Built, batch: dict) -> torch.Tensor:
+        """Mean cross-entropy over the label (answer) tokens."""
+        return built.model(**to_device(batch, built)).loss
+
+    def predict(self, built: Built, rows: list[dict], mode: str = "choice", max_new_tokens: int = 15) -> list[Prediction]:
+        """``generate``: greedy text, then the parser; ``choice``: best log-likelihood of the 9 answers."""
+        if mode == "generate":
+            return self.predict_generate(built, rows, max_new_tokens)
+        if mode == "choice":
+            return self.predict_choice(built, rows)
+        raise UserError(f"unknown prediction mode {mode!r}; choose choice or generate")
+
+    @torch.no_grad()
+    def predict_generate(self, built: Built, rows, max_new_tokens: int) -> list[Prediction]:
+        batch = to_device(self.collate(built, rows, train=False), built)
+        tok = built.tokenizer
+        out = built.model.generate(
+            **batch, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+            temperature=None, top_p=None, top_k=None,
+        )
+        texts = tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [Prediction(parse_area(t, built.area_names), t.strip()) for t in texts]
+
+    def candidates(self, built: Built, with_eos: bool | None = None):
+        """Token ids of the 9 answers after the prompt: (shared prefix, per-answer suffixes).
+
+        The EOS is scored too (``with_eos=None``) unless every suffix is one distinct token:
+        otherwise "center" would be a prefix of "center left" and would always win.
+        """
+        key = ("choice_candidates", with_eos)
+        if key not in built.extras:
+            tok = built.tokenizer
+            seqs = [tok(self.answer_sep + name + tok.eos_token, add_special_tokens=False)["input_ids"] for name in built.area_names]
+            prefix = []
+            while all(len(s) > len(prefix) + 1 for s in seqs) and len({s[len(prefix)] for s in seqs}) == 1:
+                prefix.append(seqs[0][len(prefix)])
+            suffixes = [s[len(prefix):] for s in seqs]
+            single = all(len(s) == 2 for s in suffixes) and len({s[0] for s in suffixes}) == len(suffixes)
+            if with_eos is False or (with_eos is None and single):
+                suffixes = [s[:-1] for s in suffixes]
+            built.extras[key] = (prefix, suffixes)
+        return built.extras[key]
+
+    def continuation_positions(self, built: Built, batch: dict, out, length: int, repeat: int):
+        """Position ids of ``length`` tokens that continue each (left-padded) prompt; None = default."""
+        start = batch["attention_mask"].sum(1, keepdim=True)
+        pos = start + torch.arange(length, device=start.device)[None]
+        return pos.repeat_interleave(repeat, dim=0)
+
+    def prompt_positions(self, batch: dict):
+        """Position ids of the left-padded prompt (None lets the model compute them)."""
+        mask = batch["attention_mask"]
+        return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+    @torch.no_grad()
+    def predict_choice(self, built: Built, rows, with_eos: bool | None = None) -> list[Prediction]:
+        """Score the 9 answers with one forward pass of the prompt.
+
+        Single-token answers read the next-token distribution; multi-token answers reuse the
+        prompt's KV cache (repeated 9x) and score the continuations in one more forward pass.
+        Scores are summed log-probabilities of each answer's tokens (see :meth:`candidates`).
+        """
+        prefix, suffixes = self.candidates(built, with_eos)
+        batch = to_device(self.collate(built, rows, train=False), built)
+        if prefix:
+            extra = torch.tensor(prefix, device=built.device)[None].expand(len(rows), -1)
+            batch["input_ids"] = torch.cat([batch["input_ids"], extra], 1)
+            batch["attention_mask"] = torch.cat([batch["attention_mask"], torch.ones_like(extra)], 1)
+        positions = self.prompt_positions(batch)
+        if positions is not None:
+            batch["position_ids"] = positions
+        single = all(len(s) == 1 for s in suffixes)
+        out = built.model(**batch, use_cache=not single)
+        first = torch.log_softmax(out.logits[:, -1].float(), -1)
+        if single:
+            scores = first[:, [s[0] for s in suffixes]]
+        else:
+            scores = self._score_continuations(built, batch, out, first, suffixes)
+        return [Prediction(int(s.argmax()), "", s.tolist()) for s in scores.cpu()]
+
+    def _score_continuations(self, built, batch, out, first, suffixes):
+        n, k = first.shape[0], len(suffixes)
+        length = max(len(s) for s in suffixes) - 1
+        first_scores = first[:, [s[0] for s in suffixes]]  # (n, k)
+        if length == 0:
+            return first_scores
+        pad = built.tokenizer.pad_token_id or 0
+        cont = torch.full((k, length), pad, dtype=torch.long)
+        cmask = torch.zeros((k, length), dtype=torch.long)
+        for j, s in enumerate(suffixes):
+            cont[j, : len(s) - 1] = torch.tensor(s[:-1][: length]) if len(s) > 1 else cont[j, :0]
+            cmask[j, : len(s) - 1] = 1
+        # Inputs are the suffix tokens 0..L-2; targets are tokens 1..L-1.
+        targets = torch.full((k, length), IGNORE, dtype=torch.long)
+        for j, s in enumerate(suffixes):
+            targets[j, : len(s) - 1] = torch.tensor(s[1:])
+        dev = built.device
+        cont, cmask, targets = cont.to(dev).repeat(n, 1), cmask.to(dev).repeat(n, 1), targets.to(dev).repeat(n, 1)
+        cache = out.past_key_values
+        cache.batch_repeat_interleave(k)
+        mask = torch.cat([batch["attention_mask"].repeat_interleave(k, 0), torch.ones_like(cmask)], 1)
+        kwargs = {}
+        positions = self.continuation_positions(built, batch, out, length, k)
+        if positions is not None:
+            kwargs["position_ids"] = positions
+        out2 = built.model(input_ids=cont, attention_mask=mask, past_key_values=cache, use_cache=True, **kwargs)
+        logp = torch.log_softmax(out2.logits.float(), -1)
+        gathered = logp.gather(-1, targets.clamp(min=0)[..., None])[..., 0]
+        rest = (gathered * (targets != IGNORE)).sum(1).view(n, k)
+        return first_scores + rest
