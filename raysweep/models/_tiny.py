@@ -52,6 +52,7 @@ def train_tokenizer(
     chat_template: str | None = None,
     vocab_size: int = 700,
     extra_attributes: dict | None = None,
+    wrap_with_bos_eos: bool = False,
 ):
     """A ``PreTrainedTokenizerFast`` trained here, with the area names as single tokens.
 
@@ -61,8 +62,9 @@ def train_tokenizer(
         chat_template: Jinja chat template stored on the tokenizer.
         vocab_size: BPE vocabulary size before the added tokens.
         extra_attributes: attributes set on the tokenizer (e.g. ``image_token``) that processors read.
+        wrap_with_bos_eos: add ``bos ... eos`` around every encoded text (CLIP's text tower pools at EOS).
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers  # noqa: I001
     from transformers import PreTrainedTokenizerFast
 
     tok = Tokenizer(models.BPE())
@@ -77,6 +79,12 @@ def train_tokenizer(
     tok.train_from_iterator(corpus(), trainer=trainer)
     # Longest match first, so "center left" wins over "center"; not inside longer words.
     tok.add_tokens([AddedToken(name, single_word=True, normalized=False) for name in AREA_NAMES])
+    if wrap_with_bos_eos:
+        from tokenizers.processors import TemplateProcessing
+
+        tok.post_processor = TemplateProcessing(
+            single=f"{bos} $A {eos}", special_tokens=[(bos, tok.token_to_id(bos)), (eos, tok.token_to_id(eos))]
+        )
     kwargs = dict(tokenizer_object=tok, eos_token=eos, pad_token=pad, extra_special_tokens={})
     if bos:
         kwargs["bos_token"] = bos

@@ -324,7 +324,7 @@ class ChatVLMFamily(Family):
         positions = self.continuation_positions(built, batch, out, length, k)
         if positions is not None:
             kwargs["position_ids"] = positions
-        out2 = built.model(input_ids=cont, attention_mask=mask, past_key_values=cache, use_cache=True, **kwargs)
+        out2 = built.model(input_ids=cont, attention_mask=mask, cache=cache, use_cache=True, **kwargs)
         logp = torch.log_softmax(out2.logits.float(), -1)
         gathered = logp.gather(-1, targets.clamp(min=0)[..., None])[..., 0]
         rest = (gathered * (targets != IGNORE)).sum(1).view(n, k)

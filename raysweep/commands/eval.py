@@ -1,0 +1,58 @@
+"""raysweep eval: score a model (optionally with a LoRA adapter) on a Parquet dataset."""
+
+from raysweep.commands._common import add_config_arguments, load_from_args
+
+HELP = "Evaluate a model config on a dataset folder: prints a table, writes metrics JSON and 3x3 heatmaps."
+
+
+def add_arguments(parser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder written by `raysweep generate` or `raysweep coco`")
+    parser.add_argument("--adapter", default=None, metavar="PATH", help="LoRA adapter folder saved by training")
+    parser.add_argument("--mode", choices=["choice", "generate", "both"], default=None, help="prediction mode (default: eval.mode)")
+    parser.add_argument("--out", default=None, metavar="DIR", help="report folder (default: DIR/eval/<family>-<mode>)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate the first N rows only (default: eval.limit)")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from raysweep.datasets import read_dataset
+    from raysweep.errors import UserError
+    from raysweep.evaluate import evaluate_rows, format_table, write_report
+    from raysweep.metrics import agreement
+    from raysweep.models import get_family
+
+    cfg = load_from_args(args)
+    if torch.device("cuda" if torch.cuda.is_available() else "cpu").type == "cpu":
+        torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    limit = cfg.eval.limit if args.limit is None else args.limit
+    if limit < 0:
+        raise UserError(f"--limit must be >= 0, got {limit}")
+    rows = read_dataset(args.data).to_pylist()
+    if limit:
+        rows = rows[:limit]
+    if not rows:
+        raise UserError(f"dataset {args.data} has no rows")
+    family = get_family(cfg.model.family)
+    built = family.build(cfg.model)
+    if args.adapter:
+        built = family.load_adapter(built, args.adapter)
+    modes = ["choice", "generate"] if (args.mode or cfg.eval.mode) == "both" else [args.mode or cfg.eval.mode]
+    results = {}
+    for mode in modes:
+        result = evaluate_rows(built, rows, mode, cfg.eval.batch_size, cfg.eval.max_new_tokens, cfg.eval.leniency)
+        out = Path(args.out) if args.out else Path(args.data) / "eval" / f"{cfg.model.family}-{mode}"
+        if len(modes) > 1 and args.out:
+            out = out / mode
+        write_report(result, out, title=cfg.model.family, area_names=built.area_names)
+        print(format_table(result, built.area_names))
+        print(f"wrote {out}/metrics.json and heatmaps")
+        results[mode] = result
+    if len(results) == 2:
+        a, b = ([p["pred"] for p in results[m]["predictions"]] for m in modes)
+        speed = results["choice"]["rows_per_s"] / max(results["generate"]["rows_per_s"], 1e-9)
+        print(f"choice vs generate: agreement {agreement(a, b):.1%}, choice {speed:.1f}x faster")
+    return 0

@@ -1,0 +1,117 @@
+"""Evaluation of a built model on dataset rows: predictions -> metrics -> JSON + heatmap PNGs.
+
+``evaluate_rows`` is what ``raysweep eval`` and the training loop call; ``write_report`` writes the
+artefacts (``metrics.json``, ``predictions.jsonl``, ``acc_by_area.png``, ``pred_share_by_area.png``,
+``confusion.png``) into a folder, for example one that becomes MLflow artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from raysweep import metrics
+from raysweep.parsing import parse_area
+
+
+def predict_rows(built, rows: list[dict], mode: str = "choice", batch_size: int = 16, max_new_tokens: int = 15, progress=None):
+    """Predictions for ``rows`` in batches (no gradients, model in eval mode)."""
+    import torch
+
+    from raysweep.models import get_family
+
+    family = get_family(built.family)
+    was_training = built.model.training
+    built.model.eval()
+    preds = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(rows), batch_size):
+                preds.extend(family.predict(built, rows[start : start + batch_size], mode=mode, max_new_tokens=max_new_tokens))
+                if progress:
+                    progress(len(preds), len(rows))
+    finally:
+        built.model.train(was_training)
+    return preds
+
+
+def evaluate_rows(
+    built, rows: list[dict], mode: str = "choice", batch_size: int = 16, max_new_tokens: int = 15,
+    leniency: str = "lenient", progress=None,
+) -> dict:
+    """Predict ``rows`` and score them.
+
+    Returns:
+        Flat metric keys (``acc``, ``acc_ci_low``, ``acc_ci_high``, ``macro_acc``, ``acc/<area_slug>``,
+        ``pred_frac/<area_slug>``, ``parse_fail_rate``, ``center_bias``, ``n``, ``seconds``,
+        ``rows_per_s``) plus non-scalar entries ``confusion`` (9x9 list), ``per_area``, ``pred_dist``,
+        ``predictions`` (one dict per row) and ``mode``/``leniency``. :func:`scalar_metrics` keeps
+        only the numbers.
+    """
+    started = time.perf_counter()
+    preds = predict_rows(built, rows, mode, batch_size, max_new_tokens, progress)
+    seconds = time.perf_counter() - started
+    areas = [p.area if mode == "choice" else parse_area(p.text, built.area_names, leniency) for p in preds]
+    targets = [int(r["area"]) for r in rows]
+    result = metrics.summary(targets, areas, len(built.area_names))
+    result.update(mode=mode, leniency=leniency if mode == "generate" else "n/a", seconds=seconds,
+                  rows_per_s=len(rows) / seconds if seconds else 0.0)
+    result["predictions"] = [
+        {"scene_id": r.get("scene_id"), "area": t, "pred": a, "text": p.text} for r, t, a, p in zip(rows, targets, areas, preds)
+    ]
+    return result
+
+
+def scalar_metrics(result: dict, prefix: str = "") -> dict[str, float]:
+    """The numeric entries of an :func:`evaluate_rows` result (for MLflow ``log_metrics``)."""
+    return {f"{prefix}{k}": float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def write_report(result: dict, out_dir, title: str = "", area_names: list[str] | None = None) -> dict[str, Path]:
+    """Write ``metrics.json``, ``predictions.jsonl`` and the 3x3 heatmaps into ``out_dir``."""
+    from raysweep.plots import area_heatmap
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"metrics": out / "metrics.json", "predictions": out / "predictions.jsonl"}
+    body = {k: v for k, v in result.items() if k != "predictions"}
+    paths["metrics"].write_text(json.dumps(_finite(body), indent=2))
+    with paths["predictions"].open("w") as fh:
+        for row in result.get("predictions", []):
+            fh.write(json.dumps(row) + "\n")
+    label = f"{title} ({result.get('mode', '')})".strip()
+    per_area = [v if v is not None else float("nan") for v in result["per_area"]]
+    paths["acc_by_area"] = area_heatmap(per_area, f"accuracy by target area {label}", out / "acc_by_area.png",
+                                        fmt="{:.0%}", vmin=0.0, vmax=1.0, area_names=area_names)
+    paths["pred_share_by_area"] = area_heatmap(result["pred_dist"], f"share of predictions {label}", out / "pred_share_by_area.png",
+                                               fmt="{:.0%}", vmin=0.0, area_names=area_names, cmap="magma")
+    return paths
+
+
+def format_table(result: dict, area_names: list[str]) -> str:
+    """A plain-text summary: headline numbers and the two 3x3 grids."""
+    lines = [
+        f"mode {result['mode']}  n={result['n']}  acc {result['acc']:.1%} "
+        f"[{result['acc_ci_low']:.1%}, {result['acc_ci_high']:.1%}]  macro {result['macro_acc']:.1%}  "
+        f"parse failures {result['parse_fail_rate']:.1%}  centre bias {result['center_bias']:.1%}  "
+        f"({result['rows_per_s']:.1f} rows/s)",
+    ]
+    side = int(round(len(area_names) ** 0.5))
+    for label, values in (("accuracy by target area", result["per_area"]), ("share of predictions", result["pred_dist"])):
+        lines.append(label)
+        for r in range(side):
+            cells = values[r * side : (r + 1) * side]
+            lines.append("  " + "  ".join(f"{'-':>6}" if v is None else f"{v:>6.1%}" for v in cells))
+    return "\n".join(lines)
+
+
+def _finite(value):
+    """NaN -> None, recursively, so that metrics.json is strict JSON."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
