@@ -23,7 +23,7 @@ from raysweep._configlib import (
 )
 from raysweep.errors import ConfigError
 from raysweep.models.config import EvalConfig, LoraConfig, ModelConfig
-from raysweep.training.config import TrainConfig
+from raysweep.training.config import MlflowConfig, TrainConfig
 
 AREA_NAMES = [
     "top left", "top center", "top right",
@@ -177,6 +177,7 @@ class RunConfig:
     lora: LoraConfig = doc("The LoRA adapter.", factory=LoraConfig)
     eval: EvalConfig = doc("Evaluation.", factory=EvalConfig)
     train: TrainConfig = doc("Training.", factory=TrainConfig)
+    mlflow: MlflowConfig = doc("MLflow tracking and registry.", factory=MlflowConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), cls=RunConfig):

@@ -1,17 +1,86 @@
-"""Config sections of the training layer (filled in by the training issue)."""
+"""Config sections of the training layer: optimisation, distribution, checkpoints, eval sets, MLflow."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from raysweep._configlib import doc
+from raysweep.errors import ConfigError
+
+
+@dataclass
+class EvalSet:
+    """A test set evaluated at the end of training, for the base and the fine-tuned model."""
+
+    name: str = doc("Name used in metric keys: test/<name>/acc, base/<name>/acc.", "")
+    path: str = doc("A Parquet dataset folder (from generate or coco); or leave empty and give `config`.", "")
+    config: str = doc("A data YAML (e.g. configs/data/civet_test.yaml) rendered on the fly.", "")
+    overrides: list[str] = doc("key=value overrides applied to `config`.", factory=list)
+    limit: int = doc("Evaluate at most this many rows, a seeded sample (0 = all).", 0)
+
+    def validate(self) -> None:
+        if not self.name:
+            raise ConfigError("name", "every eval set needs a name (used in metric keys)")
+        if bool(self.path) == bool(self.config):
+            raise ConfigError(self.name, "give exactly one of `path` (Parquet folder) or `config` (data YAML)")
 
 
 @dataclass
 class TrainConfig:
-    """Optimisation and the training loop."""
+    """Optimisation, the training loop, distribution and checkpoints."""
 
-    lr: float = doc("AdamW learning rate.", 1e-5)
-    epochs: int = doc("Maximum epochs.", 10)
-    batch_size: int = doc("Micro batch size per worker.", 1)
-    seed: int = doc("Seed of data order and adapter init.", 42)
+    lr: float = doc("AdamW learning rate (the paper's 1e-5).", 1e-5)
+    weight_decay: float = doc("AdamW weight decay.", 0.0)
+    warmup_steps: int = doc("Linear learning-rate warm-up steps (then constant).", 0)
+    clip: float = doc("Gradient-norm clipping (0 = off).", 1.0)
+    epochs: int = doc("Maximum epochs (the paper's 10).", 10)
+    steps_per_epoch: int = doc("Optimizer steps per epoch on every worker (0 = one pass over the train set).", 0)
+    batch_size: int = doc("Micro batch per worker (the paper's 1).", 1)
+    grad_accum: int = doc("Gradient accumulation steps.", 1)
+    patience: int = doc("Early stopping: epochs without improvement of early_stop_metric (the paper's 2; 0 = off).", 2)
+    min_delta: float = doc("Early stopping: the smallest change that counts as an improvement.", 0.0)
+    early_stop_metric: Literal["val/loss", "val/acc"] = doc("Metric watched for early stopping and the best checkpoint.", "val/loss")
+    val_limit: int = doc("Validate on at most this many rows, a fixed seeded sample (0 = all).", 0)
+    seed: int = doc("Seed of the data order and the adapter init.", 42)
+    threads: int = doc("torch threads per worker (1 avoids oversubscription on small CPU boxes).", 1)
+    num_workers: int = doc("Ray Train workers (data-parallel ranks).", 1)
+    use_gpu: bool = doc("One GPU per worker.", False)
+    cpus_per_worker: float = doc("CPUs reserved per worker.", 1.0)
+    strategy: Literal["deepspeed", "ddp"] = doc("deepspeed (ZeRO) or plain torch DDP.", "deepspeed")
+    zero_stage: int = doc("DeepSpeed ZeRO stage (0-3).", 2)
+    deepspeed_config: str = doc("A DeepSpeed JSON file whose keys override the generated config.", "")
+    storage_path: str = doc("Where checkpoints and run folders go (local folder, NFS or s3://).", "runs")
+    name: str = doc("Run name (default: <family>-<timestamp>).", "")
+    keep_checkpoints: int = doc("Checkpoints kept, the best by early_stop_metric.", 2)
+    max_failures: int = doc("Worker failures to recover from (resume from the latest checkpoint).", 0)
+    eval_sets: list[EvalSet] = doc("Test sets evaluated for the base and the fine-tuned model at the end.", factory=list)
+    eval_base: bool = doc("Also evaluate the base model on the eval sets.", True)
+    log_every: int = doc("Progress-bar refresh, in steps.", 10)
+
+    def validate(self) -> None:
+        for key in ("epochs", "batch_size", "grad_accum", "num_workers", "threads", "keep_checkpoints"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise ConfigError("lr", f"must be > 0, got {self.lr}")
+        if not 0 <= self.zero_stage <= 3:
+            raise ConfigError("zero_stage", f"must be 0, 1, 2 or 3, got {self.zero_stage}")
+        if self.steps_per_epoch < 0 or self.patience < 0 or self.warmup_steps < 0 or self.max_failures < -1:
+            raise ConfigError("steps_per_epoch", "steps_per_epoch, patience, warmup_steps must be >= 0")
+        if self.cpus_per_worker <= 0:
+            raise ConfigError("cpus_per_worker", f"must be > 0, got {self.cpus_per_worker}")
+        names = [s.name for s in self.eval_sets]
+        if len(names) != len(set(names)):
+            raise ConfigError("eval_sets", f"eval set names must be unique, got {names}")
+
+
+@dataclass
+class MlflowConfig:
+    """MLflow tracking and the model registry."""
+
+    tracking_uri: str = doc("Tracking URI; empty = $MLFLOW_TRACKING_URI or sqlite:///mlflow.db in the working directory.", "")
+    experiment: str = doc("Experiment name.", "raysweep")
+    register: bool = doc("Register the best adapter as a model version.", False)
+    registered_model: str = doc("Registered model name (default raysweep-<family>).", "")
+    alias: str = doc("Alias set on the new version (e.g. champion).", "champion")

@@ -1,0 +1,292 @@
+"""``raysweep train``: one fine-tuning run as a Ray Train job, tracked in MLflow.
+
+The driver creates the MLflow run, starts a ``TorchTrainer`` whose workers run
+:func:`train_loop_per_worker` (DeepSpeed or DDP over :class:`~raysweep.training.engine.WorkerTrainer`),
+then evaluates the base model and the best adapter on the eval sets in a Ray task and logs
+everything: params, per-epoch metrics, test metrics, heatmaps, the adapter, optionally a
+registered model version with an alias.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import ray
+import ray.train
+from ray.train import Checkpoint, CheckpointConfig, FailureConfig, LoggingConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from raysweep._configlib import flatten, from_dict, to_dict
+from raysweep.config import RunConfig
+from raysweep.tracking import RunLogger, register_adapter, tracking_uri
+
+FAIL_ONCE_ENV = "RAYSWEEP_TEST_FAIL_ONCE"  # testing hook: a marker path; rank 0 fails once after epoch 1
+
+
+def quiet_library_warnings() -> None:
+    """Deprecation chatter of torch/transformers/DeepSpeed in every worker's log helps nobody."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+
+
+def _better(value: float, best: float | None, metric: str, min_delta: float) -> bool:
+    if best is None:
+        return True
+    return value < best - min_delta if metric.endswith("loss") else value > best + min_delta
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """One Ray Train worker: train, validate every epoch, checkpoint, stop early. Reads only ``config``."""
+    from tqdm import tqdm
+
+    from raysweep.training.data import epoch_batches, limit_rows, steps_per_epoch, train_val_sources
+    from raysweep.training.engine import TrainState, WorkerTrainer
+
+    quiet_library_warnings()
+    cfg = from_dict(RunConfig, config["run"])
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    device = ray.train.torch.get_device()
+    trainer = WorkerTrainer(cfg, rank, world, device if device.type == "cuda" else None)
+    train_src, val_src = train_val_sources(cfg)
+    val_src = limit_rows(val_src, cfg.train.val_limit, cfg.train.seed)
+    n_steps = steps_per_epoch(len(train_src), cfg.train.batch_size, world, cfg.train.grad_accum, cfg.train.steps_per_epoch)
+    micro_steps = n_steps * cfg.train.grad_accum
+    logger = RunLogger(config["mlflow_uri"], config["run_id"]) if rank == 0 and config.get("run_id") else None
+    if logger and not config.get("resumed"):
+        logger.log_params({"trainable_params": trainer.trainable_params, "total_params": trainer.built.total_params,
+                           "strategy": trainer.strategy, "world_size": world, "steps_per_epoch": n_steps,
+                           "train_rows": len(train_src), "val_rows": len(val_src)})  # fmt: skip
+
+    state = TrainState()
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as directory:
+            state = trainer.load(Path(directory))
+        if rank == 0:
+            print(f"resumed from epoch {state.epoch} (step {state.step})", flush=True)
+
+    for epoch in range(state.epoch, cfg.train.epochs):
+        batches = epoch_batches(len(train_src), epoch, cfg.train.seed, rank, world, micro_steps, cfg.train.batch_size)
+        bar = tqdm(total=micro_steps, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=rank != 0,
+                   file=sys.stdout, mininterval=5.0, dynamic_ncols=False, ncols=100)  # fmt: skip
+        losses, data_s, started = [], 0.0, time.perf_counter()
+        for positions in batches:
+            t0 = time.perf_counter()
+            batch = trainer.prepare(train_src.rows(positions))
+            data_s += time.perf_counter() - t0
+            losses.append(trainer.train_step(batch))
+            state.step += 1
+            bar.update(1)
+            if len(losses) % cfg.train.log_every == 0:
+                rate = len(losses) * cfg.train.batch_size * world / (time.perf_counter() - started)
+                bar.set_postfix(loss=f"{sum(losses[-cfg.train.log_every:]) / cfg.train.log_every:.3f}", rows_s=f"{rate:.0f}")
+        bar.close()
+        train_s = time.perf_counter() - started
+        val = trainer.validate(val_src, cfg.eval.batch_size)
+        metric = val[cfg.train.early_stop_metric]
+        if _better(metric, state.best, cfg.train.early_stop_metric, cfg.train.min_delta):
+            state.best, state.best_epoch, state.bad_epochs = metric, epoch + 1, 0
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch + 1
+        stop = bool(cfg.train.patience) and state.bad_epochs >= cfg.train.patience
+        metrics = {
+            "epoch": epoch + 1,
+            "train/loss": sum(losses) / len(losses),
+            "train/rows_per_s": len(losses) * cfg.train.batch_size * world / train_s,
+            "train/data_wait_frac": data_s / train_s,
+            "train/lr": float(trainer.scheduler.get_last_lr()[0]),
+            **val,
+            "best_epoch": state.best_epoch,
+            "early_stopped": int(stop),
+        }
+        state.history.append({k: v for k, v in metrics.items() if not k.startswith("val/pred")})
+        if rank == 0:
+            print(f"epoch {epoch + 1}: train/loss {metrics['train/loss']:.4f}  val/loss {val['val/loss']:.4f}  "
+                  f"val/acc {val['val/acc']:.1%}  ({metrics['train/rows_per_s']:.1f} rows/s, data wait "
+                  f"{metrics['train/data_wait_frac']:.0%})" + ("  -> early stop" if stop else ""), flush=True)  # fmt: skip
+            if logger:
+                logger.log_metrics(metrics, step=epoch + 1)
+        with tempfile.TemporaryDirectory() as directory:
+            trainer.save(Path(directory), state)
+            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(directory), checkpoint_dir_name=f"epoch-{epoch + 1:03d}")
+        marker = os.environ.get(FAIL_ONCE_ENV)
+        if marker and rank == 0 and epoch == 0 and not Path(marker).exists():
+            Path(marker).write_text("failed once")
+            raise RuntimeError("injected worker failure (testing hook)")
+        if stop:
+            break
+
+
+@dataclass
+class TrainingOutcome:
+    run_id: str
+    run_dir: Path
+    adapter_dir: Path | None
+    metrics: dict
+    history: list[dict]
+    registered_version: int | None = None
+
+
+def default_run_name(cfg) -> str:
+    return cfg.train.name or f"{cfg.model.family}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def init_ray() -> None:
+    """Connect to $RAY_ADDRESS or start a local Ray (quiet, no dashboard) once per process."""
+    if ray.is_initialized():
+        return
+    # The dashboard serves the state API that Ray Train's placement-group cleaner polls; without
+    # it the log fills with "Failed to query Ray Train Controller actor state".
+    ray.init(log_to_driver=True)
+
+
+def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None = None, tags: dict | None = None,
+                 register: bool | None = None, quiet: bool = False) -> TrainingOutcome:  # fmt: skip
+    """Fine-tune ``cfg`` on Ray Train, evaluate base vs fine-tuned, log it all to MLflow."""
+    import yaml
+
+    init_ray()
+    name = default_run_name(cfg)
+    uri = tracking_uri(cfg.mlflow)
+    tags = {"raysweep.family": cfg.model.family, "raysweep.checkpoint": cfg.model.checkpoint, **(tags or {})}
+    logger = RunLogger.start(uri, cfg.mlflow.experiment, name, parent_run_id, tags)
+    resolved = to_dict(cfg)
+    logger.log_params({**flatten(resolved), "family": cfg.model.family, "base_checkpoint": cfg.model.checkpoint})
+    storage = Path(cfg.train.storage_path).resolve() if "://" not in cfg.train.storage_path else cfg.train.storage_path
+    run_dir = Path(storage) / name if isinstance(storage, Path) else None
+    order = "min" if cfg.train.early_stop_metric.endswith("loss") else "max"
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id},
+        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
+                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+        run_config=ray.train.RunConfig(
+            name=name, storage_path=str(storage), callbacks=callbacks or None,
+            failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+            logging_config=LoggingConfig(log_level="WARNING"),
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints,
+                                               checkpoint_score_attribute=cfg.train.early_stop_metric,
+                                               checkpoint_score_order=order),
+        ),
+    )  # fmt: skip
+    try:
+        result = trainer.fit()
+    except BaseException:
+        logger.end("FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
+        raise
+    best = _best_checkpoint(result, cfg.train.early_stop_metric, order)
+    metrics: dict = {}
+    adapter_dir = history = None
+    with tempfile.TemporaryDirectory() as tmp:
+        if best is not None:
+            with best.as_directory() as directory:
+                history = json.loads((Path(directory) / "trainer_state.json").read_text())["history"]
+                adapter_dir = Path(tmp) / "adapter"
+                shutil.copytree(Path(directory) / "adapter", adapter_dir)
+        if not quiet:
+            print("evaluating base and fine-tuned models on the eval sets ...", flush=True)
+        metrics = _final_eval(cfg, adapter_dir, Path(tmp) / "eval", quiet)
+        logger.log_metrics(metrics)
+        logger.log_artifacts(Path(tmp) / "eval", "eval")
+        if adapter_dir is not None:
+            (adapter_dir / "run_config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+            logger.log_artifacts(adapter_dir, "adapter")
+            kept = (run_dir / "best_adapter") if run_dir else None
+            if kept:
+                shutil.rmtree(kept, ignore_errors=True)
+                shutil.copytree(adapter_dir, kept)
+        version = None
+        if adapter_dir is not None and (cfg.mlflow.register if register is None else register):
+            version = register_adapter(
+                uri, logger.run_id, adapter_dir, yaml.safe_dump(resolved, sort_keys=False),
+                cfg.mlflow.registered_model or f"raysweep-{cfg.model.family}", cfg.mlflow.alias,
+                {"family": cfg.model.family, "base_checkpoint": cfg.model.checkpoint, "dataset": cfg.data.source,
+                 "distractors": cfg.data.distractors, "rank": cfg.lora.rank, "run_id": logger.run_id},
+            )  # fmt: skip
+    logger.end("FINISHED")
+    outcome = TrainingOutcome(logger.run_id, run_dir or Path("."), (run_dir / "best_adapter") if run_dir and adapter_dir else None,
+                              metrics, history or [], version)  # fmt: skip
+    if not quiet:
+        print(format_final_table(cfg, outcome))
+    return outcome
+
+
+def _best_checkpoint(result, metric: str, order: str):
+    candidates = [(c, m) for c, m in (result.best_checkpoints or []) if metric in m]
+    if not candidates:
+        return result.checkpoint
+    pick = min if order == "min" else max
+    return pick(candidates, key=lambda cm: cm[1][metric])[0]
+
+
+def _final_eval(cfg, adapter_dir, out_dir: Path, quiet: bool) -> dict:
+    """Evaluate in a Ray task with a worker's resources (a GPU on a cluster)."""
+    if not cfg.train.eval_sets:
+        return {}
+    task = ray.remote(num_cpus=cfg.train.cpus_per_worker, num_gpus=1 if cfg.train.use_gpu else 0)(_eval_task)
+    adapter_bytes = _pack(adapter_dir) if adapter_dir else None
+    metrics, reports = ray.get(task.remote(to_dict(cfg), adapter_bytes, quiet))
+    _unpack(reports, out_dir)
+    return metrics
+
+
+def _eval_task(run: dict, adapter_bytes, quiet: bool):
+    from raysweep.training.final_eval import evaluate_sets
+
+    quiet_library_warnings()
+    cfg = from_dict(RunConfig, run)
+    with tempfile.TemporaryDirectory() as tmp:
+        adapter = None
+        if adapter_bytes is not None:
+            adapter = Path(tmp) / "adapter"
+            _unpack(adapter_bytes, adapter)
+        out = Path(tmp) / "eval"
+        metrics = evaluate_sets(cfg, adapter, out, progress=not quiet)
+        return metrics, _pack(out)
+
+
+def _pack(directory: Path) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(str(directory), arcname=".")
+    return buf.getvalue()
+
+
+def _unpack(blob: bytes, directory: Path) -> None:
+    import io
+    import tarfile
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
+        tar.extractall(directory, filter="data")
+
+
+def format_final_table(cfg, outcome: TrainingOutcome) -> str:
+    """Base against fine-tuned accuracy per eval set."""
+    lines = ["", f"run {outcome.run_id}  (MLflow experiment '{cfg.mlflow.experiment}')",
+             f"{'eval set':20s} {'base':>8s} {'fine-tuned':>11s}"]  # fmt: skip
+    for s in cfg.train.eval_sets:
+        base = outcome.metrics.get(f"base/{s.name}/acc")
+        tuned = outcome.metrics.get(f"test/{s.name}/acc")
+        fmt = lambda v: f"{v:.1%}" if v is not None else "-"  # noqa: E731
+        lines.append(f"{s.name:20s} {fmt(base):>8s} {fmt(tuned):>11s}")
+    if outcome.adapter_dir:
+        lines.append(f"best adapter: {outcome.adapter_dir}")
+    if outcome.registered_version:
+        lines.append(f"registered: models:/{cfg.mlflow.registered_model or 'raysweep-' + cfg.model.family}@{cfg.mlflow.alias} (version {outcome.registered_version})")
+    return "\n".join(lines)

@@ -1,0 +1,156 @@
+"""Rows for training and evaluation, on every worker, without Ray.
+
+Synthetic rows are rendered where they are used (only positions are shared), Parquet rows are
+read once per process. The data order of an epoch is a pure function of (seed, epoch), and every
+worker takes the same fixed number of steps, so uneven shards cannot hang a collective and a run
+resumed from a checkpoint sees the same batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from raysweep.errors import UserError
+
+
+class RowSource:
+    """Indexable rows (dicts with image, prompt, answer, area, ...)."""
+
+    def __len__(self) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def rows(self, positions) -> list[dict]:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def areas(self) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class SyntheticRows(RowSource):
+    """Scenes of a DataConfig, rendered on demand as PIL images (no PNG round trip)."""
+
+    def __init__(self, data_cfg, positions: np.ndarray | None = None):
+        from raysweep.scenes import Renderer, SceneSet
+
+        self.scenes, self.renderer = SceneSet(data_cfg), Renderer(data_cfg)
+        self.positions = np.arange(len(self.scenes)) if positions is None else np.asarray(positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def rows(self, positions) -> list[dict]:
+        from PIL import Image
+
+        out = []
+        for pos in positions:
+            scene = self.scenes[int(self.positions[int(pos)])]
+            out.append({
+                "scene_id": scene.scene_id,
+                "image": Image.fromarray(self.renderer.render(scene.objects)),
+                "prompt": self.scenes.prompt(scene),
+                "answer": self.scenes.answer(scene),
+                "area": scene.area,
+            })  # fmt: skip
+        return out
+
+    def areas(self) -> np.ndarray:
+        return np.asarray([self.scenes.scene(int(self.scenes.ids[int(p)])).area for p in self.positions])
+
+
+class ParquetRows(RowSource):
+    """Rows of a Parquet dataset folder, optionally a subset of its positions."""
+
+    def __init__(self, path, positions: np.ndarray | None = None, table=None):
+        from raysweep.datasets import read_dataset
+
+        self.path = str(path)
+        self.table = table if table is not None else read_dataset(path, columns=["scene_id", "image", "prompt", "answer", "area"])
+        self.positions = np.arange(self.table.num_rows) if positions is None else np.asarray(positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def rows(self, positions) -> list[dict]:
+        idx = [int(self.positions[int(p)]) for p in positions]
+        return self.table.take(idx).to_pylist()
+
+    def areas(self) -> np.ndarray:
+        return np.asarray(self.table.column("area").to_numpy())[self.positions]
+
+
+def stratified_split(areas: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) positions: ``val_fraction`` of each area to validation, chosen by the seed."""
+    rng = np.random.default_rng([seed, 11])
+    val = []
+    for a in np.unique(areas):
+        members = rng.permutation(np.flatnonzero(areas == a))
+        val.extend(members[: int(round(len(members) * val_fraction))])
+    val = np.sort(np.asarray(val, np.int64))
+    return np.setdiff1d(np.arange(len(areas)), val), val
+
+
+def train_val_sources(cfg) -> tuple[RowSource, RowSource]:
+    """Training and validation rows of a RunConfig's data section."""
+    data = cfg.data
+    if data.source == "synthetic":
+        if data.split == "val":
+            raise UserError("data.split=val is the validation part; train with data.split=train (or all)")
+        if data.split == "train":
+            return SyntheticRows(data), SyntheticRows(replace(data, split="val", fraction=1.0))
+        # split all/test: hold out val_fraction of the scenes by area
+        full = SyntheticRows(data)
+        train, val = stratified_split(full.areas(), data.val_fraction, data.seed)
+        return SyntheticRows(data, train), SyntheticRows(data, val)
+    if data.source not in data.parquet:
+        known = ", ".join(["synthetic", *data.parquet]) or "synthetic"
+        raise UserError(f"data.source: unknown source {data.source!r}; known: {known} (add it under data.parquet)")
+    full = ParquetRows(data.parquet[data.source])
+    train, val = stratified_split(full.areas(), data.val_fraction, data.seed)
+    if data.fraction < 1.0:
+        rng = np.random.default_rng([data.seed, 12])
+        train = np.sort(rng.choice(train, size=max(1, int(round(len(train) * data.fraction))), replace=False))
+    return ParquetRows(full.path, train, full.table), ParquetRows(full.path, val, full.table)
+
+
+def eval_source(eval_set, config_root: Path | None = None) -> RowSource:
+    """Rows of an EvalSet (a Parquet folder or a data YAML), limited to a seeded sample if asked."""
+    if eval_set.path:
+        src: RowSource = ParquetRows(eval_set.path)
+    else:
+        from raysweep.config import load_config
+
+        src = SyntheticRows(load_config(eval_set.config, eval_set.overrides).data)
+    return limit_rows(src, eval_set.limit, seed=0)
+
+
+def limit_rows(src: RowSource, limit: int, seed: int) -> RowSource:
+    """A seeded sample of at most ``limit`` rows (the same sample every time)."""
+    if not limit or limit >= len(src):
+        return src
+    rng = np.random.default_rng([seed, 13])
+    keep = np.sort(rng.choice(len(src), size=limit, replace=False))
+    src.positions = src.positions[keep]
+    return src
+
+
+def steps_per_epoch(n_rows: int, batch_size: int, world_size: int, grad_accum: int, fixed: int = 0) -> int:
+    """Optimizer steps per epoch: ``fixed`` or one pass over the rows (at least 1)."""
+    if fixed:
+        return fixed
+    return max(1, math.ceil(n_rows / (batch_size * world_size * grad_accum)))
+
+
+def epoch_batches(n_rows: int, epoch: int, seed: int, rank: int, world_size: int, n_batches: int, batch_size: int) -> list[list[int]]:
+    """This rank's micro batches of an epoch: a seeded permutation, dealt round-robin to ranks.
+
+    The permutation is repeated as needed so every rank gets exactly ``n_batches`` full batches.
+    """
+    rng = np.random.default_rng([seed, 21, epoch])
+    need = n_batches * batch_size * world_size
+    order = np.concatenate([rng.permutation(n_rows) for _ in range(math.ceil(need / n_rows))])[:need]
+    mine = order.reshape(n_batches, world_size, batch_size)[:, rank, :]
+    return mine.tolist()
