@@ -1,0 +1,528 @@
+"""COCO Absolute Position: questions about real photos from COCO instance annotations.
+
+A category is asked about only when it appears exactly once in its image; crowd annotations count as
+appearances but are never asked about. The answer is the 3x3 area (by thirds of the image width and
+height) of the box centre. Rows use the Parquet layout of the synthetic sets, with the original JPEG
+bytes as ``image``.
+
+Bad input stops with one line naming the file and the item (a malformed file or annotation), or is a
+counted skip recorded in the manifest (an annotation whose image or category is missing, a zero-size
+or out-of-image box, a missing or mismatching image file); ``strict`` turns every skip into an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import sys
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from raysweep.config import AREA_NAMES, DataConfig
+from raysweep.datasets.store import DatasetWriter, rows_to_table
+from raysweep.errors import UserError, did_you_mean
+from raysweep.scenes.layout import area_of_point
+
+TEMPLATE = "Where is the {category}? Choose from [{options}]."
+PROMPT_PREFIX = DataConfig().prompt_prefix
+GRID = 9
+SIDE = 3
+BOX_TOLERANCE_PX = 1.0  # COCO boxes overshoot the image border by rounding; more than this is an error.
+EXAMPLES_KEPT = 20  # ids listed per skip reason in the manifest
+NEAR_LINE_MARGINS = (0.01, 0.02, 0.05)
+_TAG_OPTIONS, _TAG_CAPS, _TAG_LIMIT = 4, 5, 6  # 1-3 are taken by the synthetic sets
+
+SKIP_REASONS = {
+    "annotation_image_missing": "image_id {detail} is not in 'images'",
+    "annotation_category_unknown": "category_id {detail} is not in 'categories'",
+    "zero_size_box": "bbox {detail} has zero or negative width or height",
+    "box_outside_image": "bbox {detail} lies outside the image",
+    "image_file_missing": "image file {detail} not found",
+    "image_unreadable": "image file {detail} is not a readable image",
+    "image_size_mismatch": "image file {detail}",
+}
+
+
+@dataclass
+class CocoOptions:
+    """What to ask about and how many; every field is a ``raysweep coco`` option."""
+
+    split: str | None = None  # None: from the annotation file name (instances_val2017.json -> val2017)
+    seed: int = 42
+    min_box_frac: float = 0.0
+    line_margin: float = 0.0
+    categories: list[str] = field(default_factory=list)
+    exclude_categories: list[str] = field(default_factory=list)
+    per_area_cap: int | None = None
+    per_category_cap: int | None = None
+    balanced: bool = False
+    limit: int | None = None
+    strict: bool = False
+    rows_per_part: int = 500
+
+    def validate(self) -> None:
+        if not 0.0 <= self.min_box_frac < 1.0:
+            raise UserError(f"--min-box-frac must lie in [0, 1), got {self.min_box_frac}")
+        if not 0.0 <= self.line_margin < 1 / 6:
+            raise UserError(f"--line-margin must lie in [0, 1/6) of the width/height, got {self.line_margin}")
+        for flag, value in (("--per-area-cap", self.per_area_cap), ("--per-category-cap", self.per_category_cap), ("--limit", self.limit)):
+            if value is not None and value < 1:
+                raise UserError(f"{flag} must be >= 1, got {value}")
+        if self.rows_per_part < 1:
+            raise UserError(f"--rows-per-part must be >= 1, got {self.rows_per_part}")
+        both = set(self.categories) & set(self.exclude_categories)
+        if both:
+            raise UserError(f"category {sorted(both)[0]!r} is in both --categories and --exclude-categories")
+
+
+@dataclass(frozen=True)
+class Question:
+    """One selected annotation: the object asked about and where its box centre lies."""
+
+    ann_id: int
+    image_id: int
+    category: str
+    bbox: tuple[float, float, float, float]
+    area: int
+    cell_row: int
+    cell_col: int
+
+
+@dataclass
+class CocoIndex:
+    """The validated content of an annotation file."""
+
+    path: Path
+    images: dict[int, dict]  # id -> {"file_name", "width", "height"}
+    categories: dict[int, str]  # id -> name
+    coco: object  # pycocotools.coco.COCO over the kept annotations (imgToAnns, cats, imgs)
+    n_annotations: int
+
+
+class SkipLog:
+    """Counted skips with the first ids of each reason; in strict mode the first skip is an error."""
+
+    def __init__(self, path: Path, strict: bool):
+        self.path, self.strict = path, strict
+        self.counts: Counter = Counter()
+        self.examples: dict[str, list] = {}
+
+    def add(self, reason: str, item: str, ident, detail, n: int = 1) -> None:
+        if self.strict:
+            hint = "run without --strict to skip and count such items"
+            raise UserError(f"{self.path}: {item}: {SKIP_REASONS[reason].format(detail=detail)} ({hint})")
+        self.counts[reason] += n
+        kept = self.examples.setdefault(reason, [])
+        if len(kept) < EXAMPLES_KEPT:
+            kept.append(ident)
+
+    def report(self) -> dict:
+        return {r: {"count": self.counts[r], "first_ids": self.examples.get(r, [])} for r in SKIP_REASONS if self.counts[r]}
+
+
+def default_split(annotations: str | Path) -> str:
+    """``val2017`` for ``instances_val2017.json``; the file stem for other names."""
+    stem = Path(annotations).stem
+    match = re.fullmatch(r"instances_(.+)", stem)
+    return match.group(1) if match else stem
+
+
+def _drop_segmentation(obj: dict) -> dict:
+    # Polygons are most of a COCO file; dropping them while parsing keeps peak memory near the boxes.
+    obj.pop("segmentation", None)
+    return obj
+
+
+def load_annotations(path: str | Path, skips: SkipLog | None = None) -> CocoIndex:
+    """Parse and validate a COCO instances file; malformed content stops with one line naming the item."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"annotation file {path} not found" + (" (it is a folder)" if path.is_dir() else ""))
+    try:
+        with open(path, "rb") as fh:
+            data = json.load(fh, object_hook=_drop_segmentation)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 JSON text") from None
+    except (OSError, RecursionError, ValueError) as err:
+        raise UserError(f"{path}: cannot read ({type(err).__name__}: {err})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a COCO instances file (the top level is a {type(data).__name__}, not an object)")
+    missing = [k for k in ("images", "annotations", "categories") if not isinstance(data.get(k), list)]
+    if missing:
+        found = ", ".join(sorted(map(str, data))) or "none"
+        raise UserError(f"{path}: not a COCO instances file: no '{missing[0]}' list (keys found: {found})")
+    skips = skips or SkipLog(path, strict=False)
+    images = _check_images(path, data["images"])
+    categories = _check_categories(path, data["categories"])
+    n_annotations = len(data["annotations"])
+    data["annotations"] = _check_annotations(path, data["annotations"], images, categories, skips)
+    return CocoIndex(path, images, categories, _pycocotools_index(data), n_annotations)
+
+
+def _pycocotools_index(data: dict):
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+
+    coco = COCO()
+    coco.dataset = data
+    with contextlib.redirect_stdout(io.StringIO()):  # createIndex prints progress lines
+        coco.createIndex()
+    return coco
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _item(kind: str, i: int, entry) -> str:
+    ident = entry.get("id") if isinstance(entry, dict) else None
+    return f"{kind}[{i}]" + (f" (id {ident})" if ident is not None else "")
+
+
+def _check_images(path: Path, entries: list) -> dict[int, dict]:
+    images: dict[int, dict] = {}
+    for i, img in enumerate(entries):
+        where = f"{path}: {_item('images', i, img)}"
+        if not isinstance(img, dict):
+            raise UserError(f"{where}: expected an object, got {type(img).__name__}")
+        for key in ("id", "file_name", "width", "height"):
+            if key not in img:
+                raise UserError(f"{where}: missing '{key}'")
+        if not _is_int(img["id"]):
+            raise UserError(f"{where}: 'id' must be an integer, got {img['id']!r}")
+        if not isinstance(img["file_name"], str) or not img["file_name"]:
+            raise UserError(f"{where}: 'file_name' must be a non-empty string, got {img['file_name']!r}")
+        for key in ("width", "height"):
+            if not _is_int(img[key]) or img[key] <= 0:
+                raise UserError(f"{where}: '{key}' must be a positive integer, got {img[key]!r}")
+        if img["id"] in images:
+            raise UserError(f"{where}: duplicate image id {img['id']}")
+        images[img["id"]] = {"file_name": img["file_name"], "width": img["width"], "height": img["height"]}
+    return images
+
+
+def _check_categories(path: Path, entries: list) -> dict[int, str]:
+    categories: dict[int, str] = {}
+    for i, cat in enumerate(entries):
+        where = f"{path}: {_item('categories', i, cat)}"
+        if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str) or not cat["name"]:
+            raise UserError(f"{where}: expected an object with an integer 'id' and a non-empty 'name'")
+        if cat["id"] in categories:
+            raise UserError(f"{where}: duplicate category id {cat['id']}")
+        if cat["name"] in categories.values():
+            raise UserError(f"{where}: duplicate category name {cat['name']!r}")
+        categories[cat["id"]] = cat["name"]
+    return categories
+
+
+def _check_annotations(path: Path, entries: list, images: dict, categories: dict, skips: SkipLog) -> list[dict]:
+    """The annotations whose image and category exist; malformed ones are errors."""
+    kept = []
+    for i, ann in enumerate(entries):
+        if not isinstance(ann, dict):
+            raise UserError(f"{path}: annotations[{i}]: expected an object, got {type(ann).__name__}")
+        for key in ("id", "image_id", "category_id", "bbox"):
+            if key not in ann:
+                raise UserError(f"{path}: {_item('annotations', i, ann)}: missing '{key}'")
+        if not (_is_int(ann["id"]) and _is_int(ann["image_id"]) and _is_int(ann["category_id"])):
+            raise UserError(f"{path}: {_item('annotations', i, ann)}: 'id', 'image_id' and 'category_id' must be integers")
+        box = ann["bbox"]
+        if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+            raise UserError(f"{path}: {_item('annotations', i, ann)}: 'bbox' must be 4 finite numbers [x, y, w, h], got {box!r}")
+        if ann.get("iscrowd", 0) not in (0, 1, False, True):
+            raise UserError(f"{path}: {_item('annotations', i, ann)}: 'iscrowd' must be 0 or 1, got {ann['iscrowd']!r}")
+        item = _item("annotations", i, ann)
+        if ann["image_id"] not in images:
+            skips.add("annotation_image_missing", item, ann["id"], ann["image_id"])
+            continue
+        if ann["category_id"] not in categories:
+            skips.add("annotation_category_unknown", item, ann["id"], ann["category_id"])
+            continue
+        kept.append(ann)
+    return kept
+
+
+def resolve_categories(names: list[str], known: dict[int, str], flag: str, path: Path) -> set[str]:
+    """The given category names, each checked against the file's categories."""
+    known_names = sorted(known.values())
+    for name in names:
+        if name not in known_names:
+            shown = ", ".join(known_names[:12]) + (", ..." if len(known_names) > 12 else "")
+            raise UserError(f"unknown category {name!r} in {flag}. {did_you_mean(name, known_names)}Known in {path.name}: {shown}")
+    return set(names)
+
+
+def third_line_distance(cx: float, cy: float, width: float, height: float) -> float:
+    """Distance of a point to the nearest dividing line of the 3x3 areas, as a fraction of the image side."""
+    fx, fy = cx / width, cy / height
+    return min(abs(fx - 1 / 3), abs(fx - 2 / 3), abs(fy - 1 / 3), abs(fy - 2 / 3))
+
+
+def locate(cx: float, cy: float, width: int, height: int) -> tuple[int, int, int]:
+    """(area, cell_row, cell_col) of a point: 3x3 area by thirds, cell of the 9x9 grid inside that area."""
+    area = area_of_point(cx, cy, width, height, SIDE)
+    row, col = divmod(area_of_point(cx, cy, width, height, GRID), GRID)
+    # Rounding at a third line could put the cell in the neighbouring area: keep it inside `area`.
+    k = GRID // SIDE
+    area_row, area_col = divmod(area, SIDE)
+    row = min(max(row, area_row * k), area_row * k + k - 1)
+    col = min(max(col, area_col * k), area_col * k + k - 1)
+    return area, row, col
+
+
+def select_candidates(index: CocoIndex, opts: CocoOptions, skips: SkipLog, filtered: Counter) -> list[Question]:
+    """Every question the annotations allow under the options, before image checks and caps."""
+    allow = resolve_categories(opts.categories, index.categories, "--categories", index.path)
+    deny = resolve_categories(opts.exclude_categories, index.categories, "--exclude-categories", index.path)
+    coco = index.coco
+    questions = []
+    for image_id in sorted(index.images):
+        anns = coco.imgToAnns.get(image_id, [])
+        if not anns:
+            continue
+        image = index.images[image_id]
+        width, height = image["width"], image["height"]
+        appearances = Counter(a["category_id"] for a in anns)
+        for ann in sorted(anns, key=lambda a: a["id"]):
+            name = index.categories[ann["category_id"]]
+            if appearances[ann["category_id"]] > 1:
+                filtered["not_single"] += 1
+                continue
+            if ann.get("iscrowd", 0):
+                filtered["crowd"] += 1
+                continue
+            if (allow and name not in allow) or name in deny:
+                filtered["category_excluded"] += 1
+                continue
+            x, y, w, h = (float(v) for v in ann["bbox"])
+            item = f"annotation {ann['id']} (image {image_id})"
+            if w <= 0 or h <= 0:
+                skips.add("zero_size_box", item, ann["id"], ann["bbox"])
+                continue
+            tol = BOX_TOLERANCE_PX
+            if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
+                skips.add("box_outside_image", item, ann["id"], f"{ann['bbox']} in a {width}x{height} image")
+                continue
+            if w * h < opts.min_box_frac * width * height:
+                filtered["below_min_box_frac"] += 1
+                continue
+            cx, cy = x + w / 2, y + h / 2
+            if opts.line_margin and third_line_distance(cx, cy, width, height) < opts.line_margin:
+                filtered["near_third_line"] += 1
+                continue
+            area, row, col = locate(cx, cy, width, height)
+            questions.append(Question(ann["id"], image_id, name, (x, y, w, h), area, row, col))
+    return questions
+
+
+def check_image_files(questions: list[Question], index: CocoIndex, images_dir: Path, skips: SkipLog, progress: bool) -> list[Question]:
+    """Drop the questions whose image file is missing, unreadable or of another size than annotated.
+
+    Reads only the file header (no decoding), once per image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    by_image: dict[int, list[Question]] = {}
+    for q in questions:
+        by_image.setdefault(q.image_id, []).append(q)
+    kept = []
+    for image_id, qs in _progress(by_image.items(), len(by_image), "check images", progress, "img"):
+        image = index.images[image_id]
+        file = images_dir / image["file_name"]
+        item = f"images id {image_id}"
+        try:
+            with Image.open(file) as im:
+                size = im.size
+        except FileNotFoundError:
+            skips.add("image_file_missing", item, image_id, file, n=len(qs))
+            continue
+        except (UnidentifiedImageError, OSError):
+            skips.add("image_unreadable", item, image_id, file, n=len(qs))
+            continue
+        if size != (image["width"], image["height"]):
+            detail = f"{file} is {size[0]}x{size[1]}, annotated {image['width']}x{image['height']}"
+            skips.add("image_size_mismatch", item, image_id, detail, n=len(qs))
+            continue
+        kept.extend(qs)
+    return kept
+
+
+def apply_caps(questions: list[Question], opts: CocoOptions, filtered: Counter) -> list[Question]:
+    """Seeded subset: at most ``per_category_cap`` per category, then ``per_area_cap`` per area
+    (``balanced``: the smallest area count, so every area ends equal), then a seeded ``limit``.
+    The result is ordered by image id and annotation id."""
+    order = np.random.default_rng([opts.seed, _TAG_CAPS]).permutation(len(questions))
+    picked = [questions[i] for i in order]
+    if opts.per_category_cap:
+        picked = _greedy_cap(picked, lambda q: q.category, opts.per_category_cap)
+    cap = opts.per_area_cap
+    if opts.balanced:
+        counts = Counter(q.area for q in picked)
+        smallest = min(counts.get(a, 0) for a in range(SIDE * SIDE))
+        if smallest == 0:
+            empty = [AREA_NAMES[a] for a in range(SIDE * SIDE) if not counts.get(a)]
+            raise UserError(f"--balanced: no questions left in area {empty[0]!r}, so a balanced set would be empty; use --per-area-cap instead")
+        cap = min(cap, smallest) if cap else smallest
+    if cap:
+        picked = _greedy_cap(picked, lambda q: q.area, cap)
+    filtered["capped"] += len(questions) - len(picked)
+    if opts.limit and len(picked) > opts.limit:
+        keep = np.sort(np.random.default_rng([opts.seed, _TAG_LIMIT]).choice(len(picked), size=opts.limit, replace=False))
+        filtered["limit"] += len(picked) - opts.limit
+        picked = [picked[i] for i in keep]
+    return sorted(picked, key=lambda q: (q.image_id, q.ann_id))
+
+
+def _greedy_cap(questions: list[Question], key, cap: int) -> list[Question]:
+    seen: Counter = Counter()
+    kept = []
+    for q in questions:
+        if seen[key(q)] < cap:
+            seen[key(q)] += 1
+            kept.append(q)
+    return kept
+
+
+def question_text(category: str, seed: int, question_index: int) -> str:
+    """``Where is the {category}? Choose from [...]`` with the 9 areas in a seeded order."""
+    order = np.random.default_rng([seed, _TAG_OPTIONS, question_index]).permutation(len(AREA_NAMES))
+    return TEMPLATE.format(category=category, options=", ".join(AREA_NAMES[i] for i in order))
+
+
+def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_dir: Path, split: str, seed: int, cache: dict) -> dict:
+    cols: dict[str, list] = {k: [] for k in (
+        "scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "area",
+        "cell_row", "cell_col", "shape", "color", "size", "n_distractors", "distractors", "seed",
+        "category", "image_id", "bbox",
+    )}  # fmt: skip
+    for offset, q in enumerate(questions):
+        image = index.images[q.image_id]
+        if cache.get("id") != q.image_id:  # questions are sorted by image: read each file once
+            file = images_dir / image["file_name"]
+            try:
+                cache.update(id=q.image_id, bytes=file.read_bytes())
+            except OSError as err:
+                raise UserError(f"{file}: cannot read image ({err.strerror or err}); it was readable moments ago") from None
+        question = question_text(q.category, seed, first_id + offset)
+        cols["scene_id"].append(first_id + offset)
+        cols["split"].append(split)
+        cols["source"].append("coco")
+        cols["image"].append(cache["bytes"])
+        cols["width"].append(image["width"])
+        cols["height"].append(image["height"])
+        cols["question"].append(question)
+        cols["prompt"].append(PROMPT_PREFIX + question)
+        cols["answer"].append(AREA_NAMES[q.area])
+        cols["area"].append(q.area)
+        cols["cell_row"].append(q.cell_row)
+        cols["cell_col"].append(q.cell_col)
+        for key in ("shape", "color", "size"):
+            cols[key].append("")
+        cols["n_distractors"].append(0)
+        cols["distractors"].append("[]")
+        cols["seed"].append(seed)
+        cols["category"].append(q.category)
+        cols["image_id"].append(q.image_id)
+        cols["bbox"].append(list(q.bbox))
+    return cols
+
+
+def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None, overwrite: bool = False, progress: bool = True) -> dict:
+    """Write the COCO Absolute Position set of an annotation file to ``out_dir``; returns the manifest."""
+    from raysweep.plots import area_heatmap
+
+    opts = opts or CocoOptions()
+    opts.validate()
+    annotations, images_dir = Path(annotations), Path(images_dir)
+    if not images_dir.is_dir():
+        raise UserError(f"--images {images_dir} is not a folder of images")
+    split = opts.split or default_split(annotations)
+    skips = SkipLog(annotations, opts.strict)
+    filtered: Counter = Counter()
+    index = load_annotations(annotations, skips)
+    candidates = select_candidates(index, opts, skips, filtered)
+    candidates = check_image_files(candidates, index, images_dir, skips, progress)
+    before_caps = Counter(q.area for q in candidates)
+    questions = apply_caps(candidates, opts, filtered)
+    if not questions:
+        raise UserError(f"{annotations}: no questions left after selection (skipped: {dict(skips.counts)}, filtered out: {dict(filtered)})")
+    area_counts = Counter(q.area for q in questions)
+    distribution = [area_counts.get(a, 0) for a in range(SIDE * SIDE)]
+    with DatasetWriter(out_dir, overwrite=overwrite) as writer:
+        cache: dict = {}
+        starts = range(0, len(questions), opts.rows_per_part)
+        bar = _progress(None, len(questions), f"write {split}", progress, "q")
+        for part, start in enumerate(starts):
+            chunk = questions[start : start + opts.rows_per_part]
+            writer.write_part(part, rows_to_table(_columns(chunk, start, index, images_dir, split, opts.seed, cache)))
+            bar.update(len(chunk))
+        bar.close()
+        area_heatmap(distribution, f"COCO {split}: questions per area (n={len(questions)})", writer.staging / "area_distribution.png", cbar_label="questions")
+        manifest = {
+            "kind": "coco",
+            "rows": len(questions),
+            "parts": len(starts),
+            "split": split,
+            "inputs": {
+                "annotations": str(annotations.resolve()),
+                "annotations_bytes": annotations.stat().st_size,
+                "annotations_sha256": _sha256(annotations),
+                "images": str(images_dir.resolve()),
+            },
+            "options": asdict(opts),
+            "config": {"template": TEMPLATE, "prompt_prefix": PROMPT_PREFIX, "area_names": list(AREA_NAMES), "grid_size": GRID, "areas_per_side": SIDE},
+            "counts": {
+                "images": len(index.images),
+                "annotations": index.n_annotations,
+                "categories": len(index.categories),
+                "questions_before_caps": len(candidates),
+                "questions": len(questions),
+                "images_asked_about": len({q.image_id for q in questions}),
+            },
+            "skipped": skips.report(),
+            "filtered": {k: filtered[k] for k in ("not_single", "crowd", "category_excluded", "below_min_box_frac", "near_third_line", "capped", "limit")},
+            "area_counts": distribution,
+            "area_counts_before_caps": [before_caps.get(a, 0) for a in range(SIDE * SIDE)],
+            "category_counts": dict(sorted(Counter(q.category for q in questions).items())),
+            "near_third_line_by_margin": _near_line_counts(questions, index),
+        }
+        return writer.publish(manifest)
+
+
+def _near_line_counts(questions: list[Question], index: CocoIndex) -> dict[str, int]:
+    """How many kept questions have their box centre within each margin of a third line (ambiguity)."""
+    counts = {f"{m:g}": 0 for m in NEAR_LINE_MARGINS}
+    for q in questions:
+        image = index.images[q.image_id]
+        x, y, w, h = q.bbox
+        d = third_line_distance(x + w / 2, y + h / 2, image["width"], image["height"])
+        for m in NEAR_LINE_MARGINS:
+            counts[f"{m:g}"] += d < m
+    return counts
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool, unit: str):
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, disable=not enabled, file=sys.stderr, dynamic_ncols=True, leave=False)

@@ -1,0 +1,89 @@
+"""Small figures shared by the data and evaluation commands (matplotlib, Agg back-end, no display)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from raysweep.config import AREA_NAMES
+
+
+def area_heatmap(
+    values,
+    title: str,
+    path: str | Path,
+    fmt: str = "{:d}",
+    cbar_label: str = "",
+    cmap: str = "viridis",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    area_names: list[str] | None = None,
+) -> Path:
+    """Write a heatmap PNG of one value per answer area, each value printed in its cell.
+
+    Args:
+        values: ``side * side`` numbers in row-major order from top left, or a ``side x side`` nested list.
+        title: figure title.
+        path: PNG path to write (parent folders are created).
+        fmt: ``str.format`` pattern of the cell text, e.g. ``"{:d}"`` for counts, ``"{:.1%}"`` for accuracies.
+        cbar_label: label of the colour bar.
+        cmap: matplotlib colour map name.
+        vmin: lower end of the colour scale (default: the smallest value); pass 0 and 1 for accuracies
+            so that figures of different models compare.
+        vmax: upper end of the colour scale (default: the largest value).
+        area_names: names of the areas, row-major (default: the 9 answer names). Rows and columns are
+            labelled with the first and second word of the names when they split that way.
+
+    Returns:
+        The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    grid = np.asarray(values, dtype=float)
+    side = int(round(grid.size**0.5))
+    if side * side != grid.size:
+        raise ValueError(f"area_heatmap needs a square number of values, got {grid.size}")
+    grid = grid.reshape(side, side)
+    names = list(area_names or AREA_NAMES)
+    row_labels, col_labels = _axis_labels(names, side)
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
+    image = ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(side), col_labels)
+    ax.set_yticks(range(side), row_labels)
+    ax.set_title(title, fontsize=10)
+    colorbar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
+    if cbar_label:
+        colorbar.set_label(cbar_label)
+    low, high = image.norm.vmin, image.norm.vmax
+    middle = (low + high) / 2 if high is not None and low is not None else 0
+    for r in range(side):
+        for c in range(side):
+            value = grid[r, c]
+            text = fmt.format(int(value) if _is_int_format(fmt) else value) if np.isfinite(value) else "-"
+            # Dark text on the bright end of viridis-like maps, light text elsewhere.
+            colour = "black" if np.isfinite(value) and value > middle else "white"
+            ax.text(c, r, text, ha="center", va="center", color=colour, fontsize=9)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _is_int_format(fmt: str) -> bool:
+    return fmt.rstrip("}").endswith(("d", "n")) and "{" in fmt
+
+
+def _axis_labels(names: list[str], side: int) -> tuple[list[str], list[str]]:
+    """Row labels (``top``, ``center``, ``bottom``) and column labels (``left``, ``center``, ``right``)."""
+    if len(names) == side * side:
+        rows = [names[r * side].split(" ")[0] for r in range(side)]
+        cols = [names[c].split(" ")[-1] for c in range(side)]
+        if len(set(rows)) == side and len(set(cols)) == side:
+            return rows, cols
+    return [str(r) for r in range(side)], [str(c) for c in range(side)]
