@@ -8,6 +8,7 @@ culprit; each dataclass may check cross-field rules in ``validate()`` by raising
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -16,6 +17,22 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from raysweep.errors import ConfigError, UserError, did_you_mean
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-5`` as a string; configs mean the number (as YAML 1.2 does)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml_text(text: str):
+    """Parse YAML with scientific notation read as numbers."""
+    return yaml.load(text, Loader=_Loader)
 
 
 def doc(help: str, default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING):
@@ -160,15 +177,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise UserError(f"override {text!r}: the key is empty; write key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    # YAML reads 3e-5 as a string; treat number-like strings as numbers.
-    if isinstance(value, str):
-        try:
-            value = float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            pass
     return key, value
 
 
@@ -194,7 +205,7 @@ def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
     if path.resolve() in _seen:
         raise UserError(f"config file {path}: include cycle through {path.name}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = load_yaml_text(path.read_text()) or {}
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""

@@ -23,6 +23,7 @@ from raysweep._configlib import (
 )
 from raysweep.errors import ConfigError
 from raysweep.models.config import EvalConfig, LoraConfig, ModelConfig
+from raysweep.sweep.config import SweepConfig
 from raysweep.training.config import MlflowConfig, TrainConfig
 
 AREA_NAMES = [
@@ -178,6 +179,7 @@ class RunConfig:
     eval: EvalConfig = doc("Evaluation.", factory=EvalConfig)
     train: TrainConfig = doc("Training.", factory=TrainConfig)
     mlflow: MlflowConfig = doc("MLflow tracking and registry.", factory=MlflowConfig)
+    sweep: SweepConfig = doc("A sweep over config keys (raysweep sweep).", factory=SweepConfig)
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = (), cls=RunConfig):

@@ -1,0 +1,52 @@
+"""The ``sweep:`` config section: a search space over any config key, ASHA, summaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from raysweep._configlib import doc
+from raysweep.errors import ConfigError
+
+SPACE_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+
+
+@dataclass
+class SweepConfig:
+    """A Ray Tune search over config keys; every trial is a full `raysweep train` run."""
+
+    name: str = doc("Sweep name (the MLflow parent run and the Tune experiment folder).", "sweep")
+    space: dict[str, dict[str, Any]] = doc(
+        "Search space: dotted config key -> {grid|choice: [values]} or {uniform|loguniform|randint: [low, high]}. "
+        "The key `include` takes YAML files applied on top of the base config (e.g. one per model family).",
+        factory=dict,
+    )
+    num_samples: int = doc("Samples of the space (each grid point is repeated this many times).", 1)
+    metric: str = doc("Metric ASHA and the summary rank trials by.", "val/acc")
+    mode: Literal["max", "min"] = doc("Whether the metric is better high or low.", "max")
+    scheduler: Literal["asha", "fifo"] = doc("asha stops weak trials early; fifo runs every trial to the end.", "asha")
+    grace_period: int = doc("ASHA: epochs every trial gets before it can be stopped.", 1)
+    reduction_factor: float = doc("ASHA: keep 1/reduction_factor of the trials at each rung.", 3.0)
+    max_concurrent: int = doc("Trials at once (0 = as many as the cluster's resources allow).", 0)
+    group_by: list[str] = doc("Config keys whose values group trials in the summary (best trial per group).", factory=list)
+    register_best: bool = doc("Register the best adapter of each group in the MLflow registry.", True)
+    storage_path: str = doc("Where the Tune experiment state lives (for --resume).", "runs/sweeps")
+
+    def validate(self) -> None:
+        for key, spec in self.space.items():
+            if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in SPACE_KINDS:
+                raise ConfigError(f"space.{key}", f"expected one of {{{', '.join(SPACE_KINDS)}: ...}}, got {spec!r}")
+            kind, values = next(iter(spec.items()))
+            if not isinstance(values, list) or not values:
+                raise ConfigError(f"space.{key}.{kind}", f"expected a non-empty list, got {values!r}")
+            if kind in ("uniform", "loguniform", "randint"):
+                if len(values) != 2 or not all(isinstance(v, (int, float)) for v in values) or values[0] >= values[1]:
+                    raise ConfigError(f"space.{key}.{kind}", f"expected [low, high] with low < high, got {values}")
+                if kind == "loguniform" and values[0] <= 0:
+                    raise ConfigError(f"space.{key}.{kind}", f"bounds must be > 0, got {values}")
+        if self.num_samples < 1:
+            raise ConfigError("num_samples", f"must be >= 1, got {self.num_samples}")
+        if self.grace_period < 1:
+            raise ConfigError("grace_period", f"must be >= 1, got {self.grace_period}")
+        if self.reduction_factor <= 1:
+            raise ConfigError("reduction_factor", f"must be > 1, got {self.reduction_factor}")
