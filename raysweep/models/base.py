@@ -291,7 +291,7 @@ class ChatVLMFamily(Family):
         if positions is not None:
             batch["position_ids"] = positions
         single = all(len(s) == 1 for s in suffixes)
-        out = built.model(**batch, use_cache=not single)
+        out = built.model(**batch, use_cache=not single, **({"logits_to_keep": 1} if single else {}))
         first = torch.log_softmax(out.logits[:, -1].float(), -1)
         if single:
             scores = first[:, [s[0] for s in suffixes]]
