@@ -10,10 +10,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from raysweep.models import FAMILIES, get_family, list_families
 
-    print(f"{'family':<11} {'default checkpoint':<36} {'tiny config':<34} other checkpoints")
+    print(f"{'family':<11} {'default checkpoint':<36} {'tiny config':<36} other checkpoints")
     for name in list_families():
         _module, default, others = FAMILIES.get(name, ("", "", ()))
-        print(f"{name:<11} {default:<36} {'configs/models/tiny-' + name + '.yaml':<34} {', '.join(others) or '-'}")
+        from pathlib import Path
+
+        tiny = f"configs/models/tiny-{name}.yaml"
+        print(f"{name:<11} {default:<36} {tiny if Path(tiny).is_file() or name != 'molmo' else '-':<36} {', '.join(others) or '-'}")
     print()
     for name in list_families():
         family = get_family(name)

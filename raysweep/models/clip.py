@@ -25,7 +25,7 @@ TEXT_TEMPLATE = "a photo of a {area}"
 class Clip(Family):
     default_checkpoint = "openai/clip-vit-large-patch14-336"
     checkpoints = ("openai/clip-vit-large-patch14-336",)
-    tiny = "84 px, patch 28, two 64x2 towers, area names as single tokens, ~0.3M params"
+    tiny = "84 px, patch 28, two 64x2 towers, area names as single tokens, ~0.35M params"
 
     def default_lora_targets(self, vision: bool):
         return ["q_proj", "k_proj", "v_proj"]  # both towers, always

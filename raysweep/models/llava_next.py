@@ -6,7 +6,7 @@ patch is one 3x3 area, learned absolute position embedding), ``image_grid_pinpoi
 (one tile plus the base image: 21 image tokens), a Llama text model (hidden 128, 4 layers), images
 normalised with mean 0 / std 1 (a black background stays 0; with CLIP's default normalisation every
 background patch maps to the same vector and position becomes invisible), and a locally trained
-byte-level BPE tokenizer in which each area name is one token. About 0.9M parameters.
+byte-level BPE tokenizer in which each area name is one token. About 1.1M parameters.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ VICUNA_TEMPLATE = (
 class LlavaNext(ChatVLMFamily):
     default_checkpoint = "llava-hf/llava-v1.6-vicuna-7b-hf"
     checkpoints = ("llava-hf/llava-v1.6-vicuna-7b-hf", "llava-hf/llava-v1.6-vicuna-13b-hf")
-    tiny = "84 px, patch 28, CLIP tower 64x2 + Llama 128x4, area names as single tokens, ~0.9M params"
+    tiny = "84 px, patch 28, CLIP tower 64x2 + Llama 128x4, area names as single tokens, ~1.1M params"
     answer_sep = " "
 
     def default_lora_targets(self, vision: bool):

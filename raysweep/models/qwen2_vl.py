@@ -58,7 +58,7 @@ def _has_torchvision() -> bool:
 class Qwen2VL(ChatVLMFamily):
     default_checkpoint = "Qwen/Qwen2-VL-7B-Instruct"
     checkpoints = ("Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2-VL-2B-Instruct")
-    tiny = "84 px -> 9 merged image tokens, ViT 64x2 + Qwen2 128x4 (rope_theta 100), area names as single tokens, ~1M params"
+    tiny = "84 px -> 9 merged image tokens, ViT 64x2 + Qwen2 128x4 (rope_theta 100), area names as single tokens, ~1.1M params"
 
     def default_lora_targets(self, vision: bool):
         # The LM's q/k/v; the vision blocks' fused attn.qkv as an option (the lab's runs used it).
