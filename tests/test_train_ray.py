@@ -1,0 +1,105 @@
+"""`raysweep train` end to end on a local Ray: 2 CPU workers with DeepSpeed, MLflow, registry, faults."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from raysweep.cli import main
+
+ray = pytest.importorskip("ray")
+
+SMALL = [
+    "data.combos=[{shapes: [circle, star], colors: [white]}, {shapes: [plus], colors: [red, blue]}]",
+    "data.sizes={large: 0.86}",
+    "model.tiny_layers=2",
+    "train.batch_size=4",
+    "train.steps_per_epoch=3",
+    "train.val_limit=18",
+    "train.warmup_steps=2",
+    "eval.batch_size=32",
+]
+
+
+@pytest.fixture(scope="module")
+def local_ray(tmp_path_factory):
+    # The testing hook fails rank 0 once after epoch 1 when the marker file is absent; the env var is
+    # inherited by the local Ray's workers, so it is set before ray.init and the marker disarms it.
+    marker = tmp_path_factory.mktemp("fault") / "failed-once"
+    marker.write_text("disarmed")
+    os.environ["RAYSWEEP_TEST_FAIL_ONCE"] = str(marker)
+    ray.init(num_cpus=2, log_to_driver=False, _temp_dir=str(tmp_path_factory.mktemp("ray")))
+    yield marker
+    ray.shutdown()
+    os.environ.pop("RAYSWEEP_TEST_FAIL_ONCE", None)
+
+
+@pytest.fixture(scope="module")
+def coco_set(tmp_path_factory, tinycoco):
+    out = tmp_path_factory.mktemp("coco") / "val"
+    args = ["coco", "--annotations", str(tinycoco / "annotations" / "instances_train2017.json"),
+            "--images", str(tinycoco / "images" / "train2017"), "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    return out
+
+
+def _client(uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def test_two_worker_deepspeed_run_logs_everything(tmp_path, local_ray, coco_set, capsys):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["train", "configs/train-tiny.yaml", *SMALL, f"mlflow.tracking_uri={uri}", f"train.storage_path={tmp_path}/runs",
+            "train.name=e2e", "train.num_workers=2", "train.cpus_per_worker=0.5", "train.strategy=deepspeed",
+            "train.epochs=4", "train.patience=1", "train.min_delta=100",  # no epoch after the first can improve
+            f"train.eval_sets=[{{name: civet, config: configs/data/civet_test.yaml, limit: 27}}, {{name: coco, path: {coco_set}}}]",
+            "--register"]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "civet" in out and "coco" in out and "models:/raysweep-llava-next@champion" in out
+
+    client = _client(uri)
+    exp = client.get_experiment_by_name("raysweep-train-tiny")
+    (run,) = client.search_runs([exp.experiment_id])
+    params, metrics = run.data.params, run.data.metrics
+    assert params["family"] == "llava-next" and params["base_checkpoint"] == "tiny"
+    assert params["lora.rank"] == "32" and params["train.num_workers"] == "2" and params["strategy"] == "deepspeed"
+    assert int(params["trainable_params"]) > 0 and int(params["world_size"]) == 2
+    for key in ("train/loss", "val/loss", "val/acc", "val/acc/top_left", "val/pred_frac/bottom_right", "val/parse_fail_rate"):
+        assert key in metrics, key
+    for prefix in ("test/civet", "base/civet", "test/coco", "base/coco"):
+        assert 0.0 <= metrics[f"{prefix}/acc"] <= 1.0
+        assert f"{prefix}/acc/center" in metrics and f"{prefix}/pred_frac/top_left" in metrics
+    # early stopping: epoch 1 is the best, epoch 2 is one bad epoch with patience 1 -> stop
+    history = client.get_metric_history(run.info.run_id, "val/loss")
+    assert sorted(m.step for m in history) == [1, 2]
+    assert metrics["early_stopped"] == 1 and metrics["best_epoch"] == 1
+
+    arts = {a.path for a in client.list_artifacts(run.info.run_id, "eval/civet/finetuned")}
+    assert "eval/civet/finetuned/acc_by_area.png" in arts
+    adapter = {a.path for a in client.list_artifacts(run.info.run_id, "adapter")}
+    assert "adapter/adapter_model.safetensors" in adapter and "adapter/adapter_config.json" in adapter
+    assert (tmp_path / "runs" / "e2e" / "best_adapter" / "adapter_model.safetensors").is_file()
+
+    version = client.get_model_version_by_alias("raysweep-llava-next", "champion")
+    assert version.tags["family"] == "llava-next" and version.tags["rank"] == "32"
+    assert version.run_id == run.info.run_id
+
+
+def test_worker_failure_resumes_from_latest_checkpoint(tmp_path, local_ray, capsys):
+    marker = local_ray
+    marker.unlink()  # arm the hook
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["train", "configs/train-tiny.yaml", *SMALL, f"mlflow.tracking_uri={uri}", f"train.storage_path={tmp_path}/runs",
+            "train.name=fault", "train.num_workers=1", "train.epochs=2", "train.patience=0", "train.max_failures=1",
+            "train.eval_sets=[]"]  # fmt: skip
+    assert main(args) == 0
+    assert marker.exists(), "the injected failure did not happen"
+    client = _client(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("raysweep-train-tiny").experiment_id])
+    steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/loss"))
+    assert steps == [1, 2], "epoch 1 must not be repeated after the restart"
+    state = sorted(Path(tmp_path, "runs", "fault").glob("epoch-*"))
+    assert [p.name for p in state][-1] == "epoch-002"
