@@ -87,6 +87,17 @@ def test_two_worker_deepspeed_run_logs_everything(tmp_path, local_ray, coco_set,
     assert version.tags["family"] == "llava-next" and version.tags["rank"] == "32"
     assert version.run_id == run.info.run_id
 
+    # the registered adapter loads back by alias into `raysweep eval`, with the run's accuracy
+    small = [a for a in SMALL if a.startswith("model.")]
+    report = tmp_path / "report"
+    assert main(["eval", "configs/models/tiny-llava-next.yaml", *small, f"mlflow.tracking_uri={uri}", "--data", str(coco_set),
+                 "--adapter", "models:/raysweep-llava-next@champion", "--out", str(report)]) == 0  # fmt: skip
+    import json
+
+    assert json.loads((report / "metrics.json").read_text())["acc"] == pytest.approx(metrics["test/coco/acc"])
+    assert main(["eval", "configs/models/tiny-llava-next.yaml", f"mlflow.tracking_uri={uri}", "--data", str(coco_set),
+                 "--adapter", "models:/raysweep-llava-next@nosuch"]) == 2  # fmt: skip
+
 
 def test_worker_failure_resumes_from_latest_checkpoint(tmp_path, local_ray, capsys):
     marker = local_ray

@@ -8,7 +8,7 @@ HELP = "Evaluate a model config on a dataset folder: prints a table, writes metr
 def add_arguments(parser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--data", required=True, metavar="DIR", help="dataset folder written by `raysweep generate` or `raysweep coco`")
-    parser.add_argument("--adapter", default=None, metavar="PATH", help="LoRA adapter folder saved by training")
+    parser.add_argument("--adapter", default=None, metavar="PATH", help="LoRA adapter folder saved by training, or a registered model: models:/NAME@ALIAS (or models:/NAME/VERSION)")
     parser.add_argument("--mode", choices=["choice", "generate", "both"], default=None, help="prediction mode (default: eval.mode)")
     parser.add_argument("--out", default=None, metavar="DIR", help="report folder (default: DIR/eval/<family>-<mode>)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N rows only (default: eval.limit)")
@@ -39,7 +39,7 @@ def run(args) -> int:
     family = get_family(cfg.model.family)
     built = family.build(cfg.model)
     if args.adapter:
-        built = family.load_adapter(built, args.adapter)
+        built = family.load_adapter(built, _resolve_adapter(args.adapter, cfg))
     modes = ["choice", "generate"] if (args.mode or cfg.eval.mode) == "both" else [args.mode or cfg.eval.mode]
     results = {}
     for mode in modes:
@@ -56,3 +56,25 @@ def run(args) -> int:
         speed = results["choice"]["rows_per_s"] / max(results["generate"]["rows_per_s"], 1e-9)
         print(f"choice vs generate: agreement {agreement(a, b):.1%}, choice {speed:.1f}x faster")
     return 0
+
+
+def _resolve_adapter(adapter: str, cfg) -> str:
+    """A local adapter folder; ``models:/...`` is downloaded from the MLflow registry first."""
+    if not adapter.startswith("models:/"):
+        return adapter
+    import tempfile
+
+    from raysweep.config import load_config
+    from raysweep.errors import UserError
+    from raysweep.tracking import fetch_registered_adapter, tracking_uri
+
+    uri = tracking_uri(cfg.mlflow)
+    adapter_dir, config_path = fetch_registered_adapter(uri, adapter, tempfile.mkdtemp(prefix="raysweep-adapter-"))
+    registered = load_config(config_path).model
+    if (registered.family, registered.checkpoint) != (cfg.model.family, cfg.model.checkpoint):
+        raise UserError(
+            f"{adapter} was trained on {registered.family} ({registered.checkpoint}), not {cfg.model.family} "
+            f"({cfg.model.checkpoint}); pass the matching model config"
+        )
+    print(f"loaded {adapter} from {uri}")
+    return str(adapter_dir)
