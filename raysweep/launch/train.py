@@ -76,6 +76,7 @@ def train_loop_per_worker(config: dict) -> None:
         if rank == 0:
             print(f"resumed from epoch {state.epoch} (step {state.step})", flush=True)
 
+    state_start = state.epoch
     for epoch in range(state.epoch, cfg.train.epochs):
         batches = epoch_batches(len(train_src), epoch, cfg.train.seed, rank, world, micro_steps, cfg.train.batch_size)
         bar = tqdm(total=micro_steps, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=rank != 0,
@@ -86,6 +87,8 @@ def train_loop_per_worker(config: dict) -> None:
             batch = trainer.prepare(train_src.rows(positions))
             data_s += time.perf_counter() - t0
             losses.append(trainer.train_step(batch))
+            if rank == 0 and len(losses) == 1 and epoch == state_start:
+                print(f"first step done at unix time {time.time():.3f}", flush=True)
             state.step += 1
             bar.update(1)
             if len(losses) % cfg.train.log_every == 0:
