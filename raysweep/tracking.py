@@ -67,6 +67,19 @@ class RunLogger:
         run = client.create_run(exp_id, tags=all_tags, run_name=run_name)
         return cls(uri, run.info.run_id)
 
+    @classmethod
+    def find(cls, uri: str, experiment: str, tag: str, value: str) -> RunLogger | None:
+        """The run of ``experiment`` tagged ``tag=value`` (set back to RUNNING), or None."""
+        client = _client(uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            return None
+        runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=1)
+        if not runs:
+            return None
+        client.update_run(runs[0].info.run_id, status="RUNNING")
+        return cls(uri, runs[0].info.run_id)
+
     def log_params(self, params: dict) -> None:
         from mlflow.entities import Param
 
@@ -101,7 +114,10 @@ def register_adapter(uri: str, run_id: str, adapter_dir, config_yaml: str, name:
 
     from raysweep.registry_model import AdapterModel
 
+    import warnings
+
     mlflow.set_tracking_uri(uri)
+    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = Path(tmp) / CONFIG_ARTIFACT
         cfg_path.write_text(config_yaml)

@@ -140,6 +140,7 @@ class TrainingOutcome:
     metrics: dict
     history: list[dict]
     registered_version: int | None = None
+    tracking_uri: str = ""
 
 
 def default_run_name(cfg) -> str:
@@ -147,7 +148,8 @@ def default_run_name(cfg) -> str:
 
 
 def init_ray() -> None:
-    """Connect to $RAY_ADDRESS or start a local Ray (quiet, no dashboard) once per process."""
+    """Connect to $RAY_ADDRESS or start a local Ray once per process."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if ray.is_initialized():
         return
     # The dashboard serves the state API that Ray Train's placement-group cleaner polls; without
@@ -156,23 +158,30 @@ def init_ray() -> None:
 
 
 def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None = None, tags: dict | None = None,
-                 register: bool | None = None, quiet: bool = False) -> TrainingOutcome:  # fmt: skip
-    """Fine-tune ``cfg`` on Ray Train, evaluate base vs fine-tuned, log it all to MLflow."""
+                 register: bool | None = None, quiet: bool = False, reuse_tag: tuple[str, str] | None = None) -> TrainingOutcome:  # fmt: skip
+    """Fine-tune ``cfg`` on Ray Train, evaluate base vs fine-tuned, log it all to MLflow.
+
+    ``reuse_tag=(key, value)`` continues the MLflow run carrying that tag (a restarted sweep trial)
+    instead of starting another; Ray Train resumes from the run's latest checkpoint by its name.
+    """
     import yaml
 
     init_ray()
     name = default_run_name(cfg)
     uri = tracking_uri(cfg.mlflow)
     tags = {"raysweep.family": cfg.model.family, "raysweep.checkpoint": cfg.model.checkpoint, **(tags or {})}
-    logger = RunLogger.start(uri, cfg.mlflow.experiment, name, parent_run_id, tags)
     resolved = to_dict(cfg)
-    logger.log_params({**flatten(resolved), "family": cfg.model.family, "base_checkpoint": cfg.model.checkpoint})
+    logger = RunLogger.find(uri, cfg.mlflow.experiment, *reuse_tag) if reuse_tag else None
+    resumed = logger is not None
+    if logger is None:
+        logger = RunLogger.start(uri, cfg.mlflow.experiment, name, parent_run_id, tags)
+        logger.log_params({**flatten(resolved), "family": cfg.model.family, "base_checkpoint": cfg.model.checkpoint})
     storage = Path(cfg.train.storage_path).resolve() if "://" not in cfg.train.storage_path else cfg.train.storage_path
     run_dir = Path(storage) / name if isinstance(storage, Path) else None
     order = "min" if cfg.train.early_stop_metric.endswith("loss") else "max"
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id},
+        train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id, "resumed": resumed},
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         run_config=ray.train.RunConfig(
@@ -220,7 +229,7 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
             )  # fmt: skip
     logger.end("FINISHED")
     outcome = TrainingOutcome(logger.run_id, run_dir or Path("."), (run_dir / "best_adapter") if run_dir and adapter_dir else None,
-                              metrics, history or [], version)  # fmt: skip
+                              metrics, history or [], version, uri)  # fmt: skip
     if not quiet:
         print(format_final_table(cfg, outcome))
     return outcome
@@ -238,7 +247,10 @@ def _final_eval(cfg, adapter_dir, out_dir: Path, quiet: bool) -> dict:
     """Evaluate in a Ray task with a worker's resources (a GPU on a cluster)."""
     if not cfg.train.eval_sets:
         return {}
-    task = ray.remote(num_cpus=cfg.train.cpus_per_worker, num_gpus=1 if cfg.train.use_gpu else 0)(_eval_task)
+    # "DEFAULT" keeps the task out of a Tune trial's placement group (the workers' resources are
+    # free again by now; the trial's own bundle holds only its waiting function).
+    task = ray.remote(num_cpus=cfg.train.cpus_per_worker, num_gpus=1 if cfg.train.use_gpu else 0,
+                      scheduling_strategy="DEFAULT")(_eval_task)  # fmt: skip
     adapter_bytes = _pack(adapter_dir) if adapter_dir else None
     metrics, reports = ray.get(task.remote(to_dict(cfg), adapter_bytes, quiet))
     _unpack(reports, out_dir)

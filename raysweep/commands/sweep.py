@@ -1,0 +1,53 @@
+"""raysweep sweep: the main job, a Ray Tune search whose trials are full training runs."""
+
+from raysweep.commands._common import add_config_arguments, load_from_args
+
+HELP = "Run a sweep (Ray Tune + ASHA) over config keys; each trial is a full `raysweep train` run tracked in MLflow."
+
+
+def add_arguments(parser) -> None:
+    add_config_arguments(parser)
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep without repeating finished trials")
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from raysweep.commands.train import _check_inputs
+    from raysweep.errors import UserError
+
+    cfg = load_from_args(args)
+    if not cfg.sweep.space:
+        raise UserError(f"{args.config}: sweep.space is empty; give at least one key to search, or use `raysweep train`")
+    _check_inputs(cfg)
+    configs_root = _configs_root(Path(args.config))
+    from raysweep.launch.sweep import run_sweep
+
+    summary = run_sweep(_absolute_paths(cfg), configs_root, resume=args.resume)
+    return 0 if not summary["parent_metrics"]["errored"] else 1
+
+
+def _configs_root(path):
+    """The ``configs/`` folder above the sweep file (sweep includes are relative to it)."""
+    for parent in path.resolve().parents:
+        if parent.name == "configs":
+            return parent
+    return path.resolve().parent
+
+
+def _absolute_paths(cfg):
+    """Data and config paths made absolute, so trials find them whatever their working directory."""
+    from pathlib import Path
+
+    def fix(p: str) -> str:
+        return str(Path(p).resolve()) if p and "://" not in p else p
+
+    cfg.data.parquet = {k: fix(v) for k, v in cfg.data.parquet.items()}
+    for s in cfg.train.eval_sets:
+        s.path, s.config = fix(s.path), fix(s.config)
+    cfg.train.deepspeed_config = fix(cfg.train.deepspeed_config)
+    if not cfg.mlflow.tracking_uri:
+        from raysweep.tracking import tracking_uri
+
+        cfg.mlflow.tracking_uri = tracking_uri(cfg.mlflow)
+    return cfg

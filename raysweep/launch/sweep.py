@@ -1,0 +1,194 @@
+"""``raysweep sweep``: a Ray Tune search whose trials are full Ray Train runs.
+
+Tune calls :func:`trial_fn`, a function trainable that builds the trial's config and runs
+:func:`raysweep.launch.train.run_training` with a ``TuneReportCallback`` (the current Train V2
+integration, not the deprecated ``Tuner(trainer)``), so every epoch's report reaches ASHA. MLflow
+gets a parent run per sweep and a child per trial; at the end the summary (best trial per group)
+is printed and logged, and the best adapter of each group is registered.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import ray
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from raysweep._configlib import flatten, to_dict
+from raysweep.launch.train import init_ray
+from raysweep.sweep.space import check_space, group_key, trial_config
+from raysweep.tracking import RunLogger, register_adapter, tracking_uri
+
+TRIAL_CPU = 0.5  # the trial function itself only waits on its TorchTrainer
+STATE_FILE = "raysweep_sweep.json"
+
+
+def _space_to_tune(space: dict) -> dict:
+    kinds = {"grid": tune.grid_search, "choice": tune.choice, "uniform": lambda v: tune.uniform(*v),
+             "loguniform": lambda v: tune.loguniform(*v), "randint": lambda v: tune.randint(*v)}  # fmt: skip
+    return {key: kinds[kind](values) for key, spec in space.items() for kind, values in spec.items()}
+
+
+def trial_fn(config: dict) -> None:
+    """One Tune trial: a full training run, its epochs reported to Tune."""
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from raysweep.launch.train import run_training
+
+    ctx = tune.get_context()
+    trial_id = ctx.get_trial_id()
+    cfg = trial_config(config["base"], config["values"], Path(config["configs_root"]))
+    cfg.train.name = trial_id
+    cfg.train.storage_path = config["trials_path"]
+    tags = {"raysweep.role": "trial", "raysweep.sweep": config["sweep"], "raysweep.trial_id": trial_id,
+            "raysweep.trial_status": "running", **{f"raysweep.space.{k}": str(v) for k, v in config["values"].items()}}  # fmt: skip
+    outcome = run_training(cfg, parent_run_id=config["parent_run_id"], callbacks=[TuneReportCallback()], tags=tags,
+                           register=False, quiet=True, reuse_tag=("raysweep.trial_id", trial_id))  # fmt: skip
+    RunLogger(outcome.tracking_uri, outcome.run_id).set_tags({"raysweep.trial_status": "completed"})
+
+
+class LiveTable(tune.Callback):
+    """A compact table of trials (epoch, validation metric, status), printed as results arrive."""
+
+    def __init__(self, metric: str, keys: list[str], max_epochs: int, every_s: float = 15.0):
+        self.metric, self.keys, self.max_epochs, self.every_s = metric, keys, max_epochs, every_s
+        self.rows: dict[str, dict] = {}
+        self._last = 0.0
+
+    def _row(self, trial) -> dict:
+        return self.rows.setdefault(trial.trial_id, {"status": "PENDING", "epoch": 0, self.metric: None, "values": trial.config.get("values", {})})
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._row(trial)["status"] = "RUNNING"
+        self._print(force=False)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        row = self._row(trial)
+        finishing = result.get("early_stopped") or result.get("epoch", 0) >= self.max_epochs
+        row.update(status="EVAL" if finishing else "RUNNING", epoch=result.get("epoch", row["epoch"]),
+                   **{self.metric: result.get(self.metric)})  # fmt: skip
+        self._print(force=False)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        row = self._row(trial)
+        row["status"] = "DONE" if row["status"] == "EVAL" else "STOPPED"  # ended before its last epoch: ASHA
+        self._print(force=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._row(trial)["status"] = "ERROR"
+        self._print(force=True)
+
+    def on_experiment_end(self, trials, **info):
+        self._print(force=True)
+
+    def _print(self, force: bool) -> None:
+        now = time.time()
+        if not force and now - self._last < self.every_s:
+            return
+        self._last = now
+        header = f"{'trial':14s} {'status':8s} {'epoch':>5s} {self.metric:>10s}  " + "  ".join(self.keys)
+        lines = [time.strftime("[%H:%M:%S] trials"), header]
+        for trial_id, row in sorted(self.rows.items()):
+            value = row[self.metric]
+            shown = f"{value:10.4f}" if isinstance(value, (int, float)) else f"{'-':>10s}"
+            vals = "  ".join(str(row["values"].get(k, "-")) for k in self.keys)
+            lines.append(f"{trial_id[-14:]:14s} {row['status']:8s} {row['epoch']:5d} {shown}  {vals}")
+        print("\n".join(lines), flush=True)
+
+
+def max_concurrent(cfg) -> int:
+    """Trials at once: what the cluster's CPUs (and GPUs) hold, given one trial's scaling config."""
+    if cfg.sweep.max_concurrent:
+        return cfg.sweep.max_concurrent
+    res = ray.cluster_resources()
+    per_cpu = TRIAL_CPU + cfg.train.num_workers * cfg.train.cpus_per_worker
+    n = int(res.get("CPU", 1) // per_cpu)
+    if cfg.train.use_gpu:
+        n = min(n, int(res.get("GPU", 0) // cfg.train.num_workers))
+    return max(1, n)
+
+
+def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
+    """Run (or resume) the sweep of ``cfg.sweep``; returns the summary."""
+    init_ray()
+    sweep = cfg.sweep
+    storage = Path(sweep.storage_path).resolve()
+    exp_dir = storage / sweep.name
+    state_path = exp_dir / STATE_FILE
+    uri = tracking_uri(cfg.mlflow)
+    base = to_dict(cfg)
+    n_points = check_space(base, sweep.space, configs_root)
+    keys = list(sweep.space)
+    if resume:
+        from raysweep.errors import UserError
+
+        if not state_path.is_file() or not tune.Tuner.can_restore(str(exp_dir)):
+            raise UserError(f"--resume: no sweep state at {exp_dir}; run without --resume first")
+        parent = RunLogger(uri, json.loads(state_path.read_text())["parent_run_id"])
+        print(f"resuming sweep {sweep.name} from {exp_dir}", flush=True)
+        tuner = tune.Tuner.restore(str(exp_dir), tune.with_resources(trial_fn, {"CPU": TRIAL_CPU}),
+                                   resume_unfinished=True, resume_errored=True)  # fmt: skip
+    else:
+        parent = RunLogger.start(uri, cfg.mlflow.experiment, sweep.name,
+                                 tags={"raysweep.role": "sweep", "raysweep.sweep": sweep.name})  # fmt: skip
+        parent.log_params({f"sweep.{k}": v for k, v in flatten(base["sweep"]).items()})
+        exp_dir.mkdir(parents=True, exist_ok=True)
+        state_path.write_text(json.dumps({"parent_run_id": parent.run_id, "tracking_uri": uri}))
+        scheduler = FIFOScheduler()
+        if sweep.scheduler == "asha":
+            # max_t one past the last epoch: ASHA must never stop a trial that is simply finishing,
+            # or its final evaluation (after the last report) would be cut off.
+            scheduler = ASHAScheduler(time_attr="epoch", max_t=cfg.train.epochs + 1, grace_period=sweep.grace_period,
+                                      reduction_factor=sweep.reduction_factor, stop_last_trials=False)  # fmt: skip
+        concurrent = max_concurrent(cfg)
+        print(f"sweep {sweep.name}: {n_points * sweep.num_samples} trials ({sweep.scheduler}), up to {concurrent} at once; "
+              f"MLflow parent run {parent.run_id}", flush=True)  # fmt: skip
+        tuner = tune.Tuner(
+            tune.with_resources(trial_fn, {"CPU": TRIAL_CPU}),
+            param_space={"values": _space_to_tune(sweep.space), "base": base, "configs_root": str(configs_root),
+                         "parent_run_id": parent.run_id, "sweep": sweep.name, "trials_path": str(exp_dir / "trials")},
+            tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, scheduler=scheduler,
+                                        num_samples=sweep.num_samples, max_concurrent_trials=concurrent,
+                                        trial_dirname_creator=lambda t: t.trial_id),
+            run_config=tune.RunConfig(name=sweep.name, storage_path=str(storage), verbose=0,
+                                      callbacks=[LiveTable(sweep.metric, keys, cfg.train.epochs)]),
+        )  # fmt: skip
+    try:
+        results = tuner.fit()
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: raysweep sweep ... --resume", flush=True)
+        raise
+    errors = {r.metrics.get("trial_id") or Path(r.path).name: str(r.error).splitlines()[0] for r in results if r.error}
+    summary = summarize(uri, parent.run_id, sweep, cfg.train.epochs, errors)
+    from raysweep.sweep.summary import format_summary, register_groups
+
+    text = format_summary(summary, sweep, cfg.train.eval_sets)
+    print(text)
+    parent.log_metrics(summary["parent_metrics"])
+    _log_text(parent, text, summary)
+    if sweep.register_best:
+        for line in register_groups(uri, summary, cfg, register_adapter):
+            print(line)
+    parent.end("FINISHED" if not errors else "FAILED")
+    print(f"\nMLflow: mlflow ui --backend-store-uri {uri}   (experiment '{cfg.mlflow.experiment}', parent run {parent.run_id})")
+    return summary
+
+
+def summarize(uri: str, parent_run_id: str, sweep, max_epochs: int, errors: dict) -> dict:
+    from raysweep.sweep.summary import collect_trials
+
+    return collect_trials(uri, parent_run_id, sweep, max_epochs, errors)
+
+
+def _log_text(parent: RunLogger, text: str, summary: dict) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "summary.md").write_text(text + "\n")
+        (Path(tmp) / "summary.json").write_text(json.dumps(summary["trials"], indent=2, default=str))
+        parent.log_artifacts(tmp, "summary")

@@ -1,0 +1,138 @@
+"""The end of a sweep: trial statuses, the best trial per group, registration (no Ray).
+
+Reads the sweep's child runs back from MLflow, so a resumed sweep summarises every trial it ever
+ran, and marks the ones Tune stopped (ASHA) or that failed.
+"""
+
+from __future__ import annotations
+
+import re
+
+from raysweep.sweep.space import group_key
+
+
+def collect_trials(uri: str, parent_run_id: str, sweep, max_epochs: int, errors: dict) -> dict:
+    """Every trial of the sweep with status, epochs, best validation metric and test accuracies."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(parent_run_id)
+    children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                                  max_results=10000)  # fmt: skip
+    trials = []
+    for run in children:
+        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
+        trial_id = tags.get("raysweep.trial_id", run.info.run_id)
+        history = client.get_metric_history(run.info.run_id, sweep.metric)
+        values = [m.value for m in history]
+        best = (max if sweep.mode == "max" else min)(values) if values else None
+        status = tags.get("raysweep.trial_status", "running")
+        if trial_id in errors:
+            status = "errored"
+        elif status == "running":
+            status = "stopped_early"  # Tune ended the trial before training finished: ASHA
+        if status != tags.get("raysweep.trial_status"):
+            client.set_tag(run.info.run_id, "raysweep.trial_status", status)
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "FAILED" if status == "errored" else "KILLED")
+        trials.append({
+            "trial_id": trial_id,
+            "run_id": run.info.run_id,
+            "status": status,
+            "epochs": len(values),
+            "best": best,
+            "values": {k[len("raysweep.space."):]: v for k, v in tags.items() if k.startswith("raysweep.space.")},
+            "group": group_key(params, sweep.group_by),
+            "family": params.get("family", ""),
+            "params": {k: params.get(k) for k in sweep.group_by},
+            "test": {k: v for k, v in metrics.items() if k.startswith(("test/", "base/")) and k.count("/") == 2 and k.endswith("/acc")},
+            "adapter_uri": f"runs:/{run.info.run_id}/adapter" if status == "completed" else None,
+            "error": errors.get(trial_id),
+        })  # fmt: skip
+    trials.sort(key=lambda t: t["trial_id"])
+    groups: dict[str, dict] = {}
+    better = (lambda a, b: a > b) if sweep.mode == "max" else (lambda a, b: a < b)
+    for t in trials:
+        if t["best"] is None:
+            continue
+        g = groups.get(t["group"])
+        # Prefer completed trials (they have test metrics and an adapter).
+        rank = (t["status"] == "completed", t["best"] if sweep.mode == "max" else -t["best"])
+        if g is None or rank > (g["status"] == "completed", g["best"] if sweep.mode == "max" else -g["best"]):
+            groups[t["group"]] = t
+    trial_epochs = sum(t["epochs"] for t in trials)
+    parent_metrics = {"trials": len(trials), "trial_epochs": trial_epochs, "grid_trial_epochs": len(trials) * max_epochs,
+                      "stopped_early": sum(t["status"] == "stopped_early" for t in trials),
+                      "errored": sum(t["status"] == "errored" for t in trials)}  # fmt: skip
+    for name, t in groups.items():
+        slug = _slug(name)
+        parent_metrics[f"best/{slug}/{_slug(sweep.metric)}"] = t["best"]
+        for key, value in t["test"].items():
+            parent_metrics[f"best/{slug}/{key}"] = value
+    return {"trials": trials, "groups": groups, "parent_metrics": parent_metrics}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "all"
+
+
+def format_summary(summary: dict, sweep, eval_sets) -> str:
+    """Markdown tables: every trial, then the best trial of each group."""
+    sets = [s.name for s in eval_sets]
+    keys = list(sweep.space)
+    head = ["trial", "status", "epochs", f"best {sweep.metric}", *keys, *[f"{s} base" for s in sets], *[f"{s} tuned" for s in sets]]
+    lines = ["", f"### Sweep {sweep.name}: trials", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def pct(v):
+        return f"{v:.1%}" if isinstance(v, (int, float)) else "-"
+
+    def row(t):
+        best = f"{t['best']:.4f}" if t["best"] is not None else "-"
+        return [t["trial_id"], t["status"], str(t["epochs"]), best, *[str(t["values"].get(k, "-")) for k in keys],
+                *[pct(t["test"].get(f"base/{s}/acc")) for s in sets], *[pct(t["test"].get(f"test/{s}/acc")) for s in sets]]  # fmt: skip
+
+    lines += ["| " + " | ".join(row(t)) + " |" for t in summary["trials"]]
+    lines += ["", f"### Best trial per group ({', '.join(sweep.group_by) or 'all trials'})", "",
+              "| group | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 1)]  # fmt: skip
+    lines += ["| " + name + " | " + " | ".join(row(t)) + " |" for name, t in sorted(summary["groups"].items())]
+    m = summary["parent_metrics"]
+    lines += ["", f"{m['trials']} trials, {m['stopped_early']} stopped early by ASHA, {m['errored']} errored; "
+              f"{m['trial_epochs']} trial-epochs of {m['grid_trial_epochs']} for the full grid."]  # fmt: skip
+    return "\n".join(lines)
+
+
+def register_groups(uri: str, summary: dict, cfg, register) -> list[str]:
+    """Register the best completed adapter of each group; alias ``best-<group>`` and ``champion`` per family."""
+    import tempfile
+
+    import mlflow
+    import yaml
+
+    mlflow.set_tracking_uri(uri)
+    lines, champions = [], {}
+    for name, t in sorted(summary["groups"].items()):
+        if t["status"] != "completed" or not t["adapter_uri"]:
+            lines.append(f"group {name}: best trial {t['trial_id']} did not complete; nothing registered")
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=t["adapter_uri"], dst_path=tmp)
+            run_cfg = (__import__("pathlib").Path(local) / "run_config.yaml").read_text()
+            family = yaml.safe_load(run_cfg)["model"]["family"]
+            model_name = cfg.mlflow.registered_model or f"raysweep-{family}"
+            alias = f"best-{_slug(cfg.sweep.name)}-{_slug(name)}".replace(".", "-").replace("=", "-")[:255]
+            params = yaml.safe_load(run_cfg)
+            version = register(uri, t["run_id"], local, run_cfg, model_name, alias,
+                               {"family": family, "base_checkpoint": params["model"]["checkpoint"],
+                                "dataset": params["data"]["source"], "distractors": params["data"]["distractors"],
+                                "rank": params["lora"]["rank"], "sweep": cfg.sweep.name, "group": name})  # fmt: skip
+        lines.append(f"group {name}: registered models:/{model_name}@{alias} (version {version}, trial {t['trial_id']})")
+        score = t["best"] if cfg.sweep.mode == "max" else -t["best"]
+        if model_name not in champions or score > champions[model_name][0]:
+            champions[model_name] = (score, version)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    for model_name, (_, version) in champions.items():
+        client.set_registered_model_alias(model_name, cfg.mlflow.alias, version)
+        lines.append(f"{model_name}@{cfg.mlflow.alias} -> version {version}")
+    return lines
