@@ -8,7 +8,7 @@ STAMP := $(VENV)/.raysweep-installed
 TORCH_CPU ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-integration quickstart generate-demo clean
+.PHONY: setup test test-integration quickstart clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -25,10 +25,15 @@ test: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/python -m pytest -q -m integration $(PYTEST_ARGS)
 
+TINYCOCO ?= ../shared/data/tinycoco
+QUICKSTART_ARGS ?=
+
+# The main job on a laptop: real COCO photos of the shared sample as a transfer test set, then the
+# quickstart sweep (8 trials, ASHA) on a local Ray. Re-running starts a new sweep name each time.
 quickstart: $(STAMP)
-	$(BIN)/raysweep generate configs/data/civet_test.yaml --out out/civet_test --overwrite
-	$(BIN)/raysweep audit out/civet_test
-	$(BIN)/raysweep show out/civet_test --n 16 --seed 1
+	$(BIN)/raysweep coco --annotations $(TINYCOCO)/annotations/instances_train2017.json \
+		--images $(TINYCOCO)/images/train2017 --out out/coco_tiny --overwrite --quiet
+	$(BIN)/raysweep sweep configs/quickstart.yaml sweep.name=quickstart-$$(date +%Y%m%d-%H%M%S) $(QUICKSTART_ARGS)
 
 clean:
 	rm -rf out runs mlflow.db mlartifacts .pytest_cache

@@ -28,7 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # `raysweep train CONFIG --register lora.rank=8`: overrides after options are overrides too.
+    late = [a for a in extra if "=" in a and not a.startswith("-")]
+    unknown = [a for a in extra if a not in late]
+    if unknown or (late and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or late)}")
+    if late:
+        args.overrides = list(args.overrides) + late
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

@@ -115,19 +115,23 @@ def max_concurrent(cfg) -> int:
 
 def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
     """Run (or resume) the sweep of ``cfg.sweep``; returns the summary."""
-    init_ray()
+    from raysweep.errors import UserError
+
     sweep = cfg.sweep
     storage = Path(sweep.storage_path).resolve()
     exp_dir = storage / sweep.name
     state_path = exp_dir / STATE_FILE
+    if resume and not state_path.is_file():
+        raise UserError(f"--resume: no sweep state at {exp_dir}; run without --resume first")
+    if not resume and state_path.is_file():
+        raise UserError(f"sweep {sweep.name} already exists at {exp_dir}; continue it with --resume or set sweep.name=...")
+    init_ray()
     uri = tracking_uri(cfg.mlflow)
     base = to_dict(cfg)
     n_points = check_space(base, sweep.space, configs_root)
     keys = list(sweep.space)
     if resume:
-        from raysweep.errors import UserError
-
-        if not state_path.is_file() or not tune.Tuner.can_restore(str(exp_dir)):
+        if not tune.Tuner.can_restore(str(exp_dir)):
             raise UserError(f"--resume: no sweep state at {exp_dir}; run without --resume first")
         parent = RunLogger(uri, json.loads(state_path.read_text())["parent_run_id"])
         print(f"resuming sweep {sweep.name} from {exp_dir}", flush=True)
