@@ -144,6 +144,6 @@ def test_small_asha_sweep_end_to_end(tmp_path, local_ray, capsys):
 
 def test_resume_without_state_is_a_clear_error(tmp_path, capsys):
     args = ["sweep", str(CONFIGS / "quickstart.yaml"), f"sweep.storage_path={tmp_path}/none", "--resume",
-            f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db"]  # fmt: skip
+            f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db", "train.eval_sets=[]"]  # fmt: skip
     assert main(args) == 2
     assert "no sweep state" in capsys.readouterr().err
