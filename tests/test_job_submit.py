@@ -15,7 +15,9 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture
 def ray_head(tmp_path):
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    # Ray >= 2.59 starts local clusters with token auth; the job client must then send the token
+    # (~/.ray/auth_token), which it does only with RAY_AUTH_MODE=token.
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token"}
     env.pop("RAY_ADDRESS", None)
     temp = Path("/tmp") / f"rs-{os.getpid()}"  # Ray's socket paths must stay short
     start = [str(BIN / "ray"), "start", "--head", "--node-ip-address=127.0.0.1", "--port=6391", "--num-cpus=2",
