@@ -110,14 +110,15 @@ class RunLogger:
 
 def register_adapter(uri: str, run_id: str, adapter_dir, config_yaml: str, name: str, alias: str, tags: dict) -> int:
     """Log the adapter as a pyfunc model of ``run_id``, register it, tag it and set ``alias``."""
-    import mlflow
-
-    from raysweep.registry_model import AdapterModel
-
     import warnings
 
-    mlflow.set_tracking_uri(uri)
+    import mlflow
+
+    # MLflow asks for type hints on predict() when the class is defined; rows of images need none.
     warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
+    from raysweep.registry_model import AdapterModel
+
+    mlflow.set_tracking_uri(uri)
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = Path(tmp) / CONFIG_ARTIFACT
         cfg_path.write_text(config_yaml)

@@ -59,6 +59,14 @@ def load_image(image):
     return image.convert("RGB")
 
 
+def override_normalisation(image_processor, model_cfg) -> None:
+    """Apply ``model.image_mean`` / ``model.image_std`` when the config sets them."""
+    if model_cfg.image_mean:
+        image_processor.image_mean = list(model_cfg.image_mean)
+    if model_cfg.image_std:
+        image_processor.image_std = list(model_cfg.image_std)
+
+
 def resolve_device(model_cfg) -> torch.device:
     name = getattr(model_cfg, "device", "auto")
     if name == "auto":

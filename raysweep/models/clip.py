@@ -16,7 +16,7 @@ import torch
 
 from raysweep.models import register
 from raysweep.models._tiny import train_tokenizer
-from raysweep.models.base import Built, Family, Prediction, load_image, to_device
+from raysweep.models.base import Built, Family, Prediction, load_image, override_normalisation, to_device
 
 TEXT_TEMPLATE = "a photo of a {area}"
 
@@ -35,7 +35,7 @@ class Clip(Family):
 
         model = CLIPModel.from_pretrained(model_cfg.checkpoint, dtype=dtype)
         processor = CLIPProcessor.from_pretrained(model_cfg.checkpoint)
-        _normalisation(processor.image_processor, model_cfg)
+        override_normalisation(processor.image_processor, model_cfg)
         return Built(model, processor, processor.tokenizer, self.name, model_cfg, device)
 
     def build_tiny(self, model_cfg, device) -> Built:
@@ -65,7 +65,7 @@ class Clip(Family):
             size={"shortest_edge": side}, crop_size={"height": side, "width": side},
             image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0],
         )
-        _normalisation(image_processor, model_cfg)
+        override_normalisation(image_processor, model_cfg)
         processor = CLIPProcessor(image_processor=image_processor, tokenizer=tok)
         model.eval()
         return Built(model, processor, tok, self.name, model_cfg, device)
@@ -111,9 +111,3 @@ class Clip(Family):
             preds.append(Prediction(area, built.area_names[area] if mode == "generate" else "", row.tolist()))
         return preds
 
-
-def _normalisation(image_processor, model_cfg) -> None:
-    if model_cfg.image_mean:
-        image_processor.image_mean = list(model_cfg.image_mean)
-    if model_cfg.image_std:
-        image_processor.image_std = list(model_cfg.image_std)

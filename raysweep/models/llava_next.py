@@ -15,7 +15,7 @@ import torch
 
 from raysweep.models import register
 from raysweep.models._tiny import train_tokenizer
-from raysweep.models.base import Built, ChatVLMFamily
+from raysweep.models.base import Built, ChatVLMFamily, override_normalisation
 
 VICUNA_TEMPLATE = (
     "{% for message in messages %}{{ message['role'].upper() + ': ' }}"
@@ -41,7 +41,7 @@ class LlavaNext(ChatVLMFamily):
 
         model = LlavaNextForConditionalGeneration.from_pretrained(model_cfg.checkpoint, dtype=dtype)
         processor = AutoProcessor.from_pretrained(model_cfg.checkpoint)
-        _override_normalisation(processor.image_processor, model_cfg)
+        override_normalisation(processor.image_processor, model_cfg)
         return Built(model, processor, processor.tokenizer, self.name, model_cfg, device)
 
     def build_tiny(self, model_cfg, device) -> Built:
@@ -82,7 +82,7 @@ class LlavaNext(ChatVLMFamily):
             size={"shortest_edge": side}, crop_size={"height": side, "width": side},
             image_grid_pinpoints=[[side, side]], image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0],
         )
-        _override_normalisation(image_processor, model_cfg)
+        override_normalisation(image_processor, model_cfg)
         processor = LlavaNextProcessor(
             image_processor=image_processor, tokenizer=tok, patch_size=patch,
             vision_feature_select_strategy="default", chat_template=VICUNA_TEMPLATE,
@@ -91,13 +91,3 @@ class LlavaNext(ChatVLMFamily):
         model.eval()
         return Built(model, processor, tok, self.name, model_cfg, device)
 
-
-def _override_normalisation(image_processor, model_cfg) -> None:
-    if model_cfg.image_mean:
-        image_processor.image_mean = list(model_cfg.image_mean)
-    if model_cfg.image_std:
-        image_processor.image_std = list(model_cfg.image_std)
-
-
-__all__ = ["LlavaNext"]
-del torch

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from raysweep.models import register
 from raysweep.models._tiny import train_tokenizer
-from raysweep.models.base import Built, ChatVLMFamily
+from raysweep.models.base import Built, ChatVLMFamily, override_normalisation
 
 QWEN_TEMPLATE = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' }}"
@@ -135,10 +135,7 @@ class Qwen2VL(ChatVLMFamily):
 
 
 def _normalisation(image_processor, model_cfg) -> None:
-    if model_cfg.image_mean:
-        image_processor.image_mean = list(model_cfg.image_mean)
-    if model_cfg.image_std:
-        image_processor.image_std = list(model_cfg.image_std)
+    override_normalisation(image_processor, model_cfg)
     if model_cfg.min_pixels:
         image_processor.min_pixels = model_cfg.min_pixels
     if model_cfg.max_pixels:
