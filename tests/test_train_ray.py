@@ -114,3 +114,15 @@ def test_worker_failure_resumes_from_latest_checkpoint(tmp_path, local_ray, caps
     assert steps == [1, 2], "epoch 1 must not be repeated after the restart"
     state = sorted(Path(tmp_path, "runs", "fault").glob("epoch-*"))
     assert [p.name for p in state][-1] == "epoch-002"
+
+
+def test_ray_data_loader_streams_positions_to_two_workers(tmp_path, local_ray):
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    args = ["train", "configs/train-tiny.yaml", *SMALL, f"mlflow.tracking_uri={uri}", f"train.storage_path={tmp_path}/runs",
+            "train.name=stream", "train.num_workers=2", "train.cpus_per_worker=0.5", "train.strategy=ddp",
+            "train.data_loader=ray_data", "train.epochs=2", "train.patience=0", "train.eval_sets=[]"]  # fmt: skip
+    assert main(args) == 0
+    client = _client(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("raysweep-train-tiny").experiment_id])
+    assert run.data.params["train.data_loader"] == "ray_data" and run.data.params["strategy"] == "ddp"
+    assert sorted(m.step for m in client.get_metric_history(run.info.run_id, "train/loss")) == [1, 2]

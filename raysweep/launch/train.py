@@ -78,7 +78,10 @@ def train_loop_per_worker(config: dict) -> None:
 
     state_start = state.epoch
     for epoch in range(state.epoch, cfg.train.epochs):
-        batches = epoch_batches(len(train_src), epoch, cfg.train.seed, rank, world, micro_steps, cfg.train.batch_size)
+        if cfg.train.data_loader == "ray_data":
+            batches = ray_data_batches(ray.train.get_dataset_shard("train"), micro_steps, cfg.train.batch_size, cfg.train.seed + epoch)
+        else:
+            batches = epoch_batches(len(train_src), epoch, cfg.train.seed, rank, world, micro_steps, cfg.train.batch_size)
         bar = tqdm(total=micro_steps, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=rank != 0,
                    file=sys.stdout, mininterval=5.0, dynamic_ncols=False, ncols=100)  # fmt: skip
         losses, data_s, started = [], 0.0, time.perf_counter()
@@ -132,6 +135,25 @@ def train_loop_per_worker(config: dict) -> None:
             break
 
 
+def ray_data_batches(shard, n_batches: int, batch_size: int, seed: int):
+    """``n_batches`` batches of positions from this worker's Ray Data shard, passing over it again if needed.
+
+    Ray Train splits the dataset equally, so every worker sees the same number of batches per pass
+    and stops at the same step: no collective waits on a worker that ran dry.
+    """
+    taken = 0
+    while taken < n_batches:
+        before = taken
+        for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=True,
+                                        local_shuffle_buffer_size=4 * batch_size, local_shuffle_seed=seed + taken):  # fmt: skip
+            yield batch["id"].tolist()
+            taken += 1
+            if taken == n_batches:
+                return
+        if taken == before:
+            raise RuntimeError(f"the Ray Data shard holds less than one batch of {batch_size} rows")
+
+
 @dataclass
 class TrainingOutcome:
     run_id: str
@@ -179,9 +201,15 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
     storage = Path(cfg.train.storage_path).resolve() if "://" not in cfg.train.storage_path else cfg.train.storage_path
     run_dir = Path(storage) / name if isinstance(storage, Path) else None
     order = "min" if cfg.train.early_stop_metric.endswith("loss") else "max"
+    datasets = None
+    if cfg.train.data_loader == "ray_data":
+        from raysweep.training.data import train_val_sources
+
+        datasets = {"train": ray.data.range(len(train_val_sources(cfg)[0]))}
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id, "resumed": resumed},
+        datasets=datasets,
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         run_config=ray.train.RunConfig(

@@ -47,6 +47,11 @@ class TrainConfig:
     num_workers: int = doc("Ray Train workers (data-parallel ranks).", 1)
     use_gpu: bool = doc("One GPU per worker.", False)
     cpus_per_worker: float = doc("CPUs reserved per worker.", 1.0)
+    data_loader: Literal["worker", "ray_data"] = doc(
+        "worker: each worker renders/reads its seeded share of every epoch (exact resume); ray_data: scene "
+        "positions stream from a Ray Data dataset split across the workers, rows are rendered in the worker.",
+        "worker",
+    )
     strategy: Literal["deepspeed", "ddp"] = doc("deepspeed (ZeRO) or plain torch DDP.", "deepspeed")
     zero_stage: int = doc("DeepSpeed ZeRO stage (0-3).", 2)
     deepspeed_config: str = doc("A DeepSpeed JSON file whose keys override the generated config.", "")
