@@ -1,14 +1,12 @@
 """analysis.report on a fabricated MLflow store: a sweep parent, trials with known metrics, one stopped early."""
 
 import csv
-import sys
 from pathlib import Path
 
 import pytest
 
-# analysis/ is a repo-level tool (run as `python -m analysis.report` from the root), not installed.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from analysis import report  # noqa: E402
+# analysis/ is a repo-level tool (`python -m analysis.report`), importable through pytest's pythonpath.
+from analysis import report
 from raysweep.metrics import AREA_SLUGS
 from raysweep.tracking import RunLogger
 
