@@ -24,6 +24,8 @@ def run(args) -> int:
     from raysweep.launch.sweep import run_sweep
 
     summary = run_sweep(_absolute_paths(cfg), configs_root, resume=args.resume)
+    if summary.get("interrupted"):
+        return 130
     return 0 if not summary["parent_metrics"]["errored"] else 1
 
 

@@ -162,11 +162,12 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
             run_config=tune.RunConfig(name=sweep.name, storage_path=str(storage), verbose=0,
                                       callbacks=[LiveTable(sweep.metric, keys, cfg.train.epochs)]),
         )  # fmt: skip
-    try:
-        results = tuner.fit()
-    except KeyboardInterrupt:
-        print(f"interrupted; continue with: raysweep sweep ... --resume", flush=True)
-        raise
+    results = tuner.fit()
+    if results.num_terminated + results.num_errors < n_points * sweep.num_samples:
+        # Tune caught a stop signal (Ctrl+C) and saved its state: no summary of a half sweep.
+        print(f"\nsweep {sweep.name} interrupted; its state is saved under {exp_dir}. Continue with:\n"
+              f"  raysweep sweep <same config and overrides> --resume", flush=True)  # fmt: skip
+        return {"interrupted": True, "parent_metrics": {"errored": 0}}
     errors = {r.metrics.get("trial_id") or Path(r.path).name: str(r.error).splitlines()[0] for r in results if r.error}
     summary = summarize(uri, parent.run_id, sweep, cfg.train.epochs, errors)
     from raysweep.sweep.summary import format_summary, register_groups
