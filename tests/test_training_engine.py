@@ -1,5 +1,7 @@
 """The per-worker training step without Ray: data order, resume, early-stopping rule."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -107,3 +109,25 @@ def test_better_rule():
     assert _better(1.0, None, "val/loss", 0.0)
     assert _better(0.9, 1.0, "val/loss", 0.0) and not _better(0.95, 1.0, "val/loss", 0.1)
     assert _better(0.6, 0.5, "val/acc", 0.0) and not _better(0.5, 0.5, "val/acc", 0.0)
+
+
+def test_extension_cache_is_per_environment_and_drops_stale_locks(tmp_path, monkeypatch):
+    import os
+    import time
+
+    from raysweep.training import engine
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    (tmp_path / "op").mkdir()
+    (tmp_path / "fresh").mkdir()
+    stale, fresh = tmp_path / "op" / "lock", tmp_path / "fresh" / "lock"
+    stale.write_text("")
+    fresh.write_text("")
+    old = time.time() - engine.STALE_LOCK_S - 5
+    os.utime(stale, (old, old))
+    assert engine.prepare_extension_cache() == tmp_path
+    assert not stale.exists() and fresh.exists()
+    monkeypatch.delenv("TORCH_EXTENSIONS_DIR")
+    import sys
+
+    assert engine.prepare_extension_cache() == Path(sys.prefix) / "torch_extensions"

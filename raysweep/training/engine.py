@@ -56,6 +56,30 @@ def deepspeed_config(train_cfg, use_bf16: bool) -> dict:
     return cfg
 
 
+STALE_LOCK_S = 600  # DeepSpeed's op compiles in 30-95 s here; a lock this old belongs to a killed build
+
+
+def prepare_extension_cache() -> Path:
+    """Where DeepSpeed compiles its ops, per virtual environment; a killed build's lock is removed.
+
+    torch's extension cache is shared by every environment of a user, so two environments with
+    different DeepSpeed sources rebuild the op in turn; and a worker killed while compiling leaves a
+    ``lock`` file on which every later start waits forever.
+    """
+    import os
+    import sys
+
+    root = Path(os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(Path(sys.prefix) / "torch_extensions")))
+    if root.is_dir():
+        for lock in root.glob("*/lock"):
+            try:
+                if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+                    lock.unlink()
+            except FileNotFoundError:
+                pass
+    return root
+
+
 class WorkerTrainer:
     """One data-parallel rank: builds the model and runs steps, validation and checkpoints."""
 
@@ -85,6 +109,7 @@ class WorkerTrainer:
         self.engine = built.model
         distributed = world_size > 1 if distributed is None else distributed
         if cfg.train.strategy == "deepspeed" and distributed:
+            prepare_extension_cache()
             import deepspeed
 
             use_bf16 = built.device.type == "cuda" and next(built.model.parameters()).dtype == torch.bfloat16
@@ -160,9 +185,22 @@ class WorkerTrainer:
                 {"model": trainable, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "micro": self._micro},
                 directory / "torch_state.pt",
             )
+        with self._full_trainable_params():
+            if self.rank == 0:
+                self.family.save_adapter(self.built, directory / "adapter")
         if self.rank == 0:
-            self.family.save_adapter(self.built, directory / "adapter")
             (directory / STATE_FILE).write_text(json.dumps(state.__dict__))
+
+    def _full_trainable_params(self):
+        """Under ZeRO-3 every rank holds a slice of each weight: gather the adapter's (all ranks)."""
+        import contextlib
+
+        if self.strategy != "deepspeed" or self.cfg.train.zero_stage != 3:
+            return contextlib.nullcontext()
+        import deepspeed
+
+        params = [p for p in self.built.model.parameters() if p.requires_grad]
+        return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
 
     def load(self, directory: Path) -> TrainState:
         """Restore what :meth:`save` wrote; returns the TrainState to continue from."""
