@@ -108,6 +108,17 @@ class RunLogger:
         self.client.set_terminated(self.run_id, status)
 
 
+def registry_tags(resolved: dict) -> dict:
+    """Tags of a registered adapter, from its run's resolved config (a plain dict)."""
+    return {
+        "family": resolved["model"]["family"],
+        "base_checkpoint": resolved["model"]["checkpoint"],
+        "dataset": resolved["data"]["source"],
+        "distractors": resolved["data"]["distractors"],
+        "rank": resolved["lora"]["rank"],
+    }
+
+
 def register_adapter(uri: str, run_id: str, adapter_dir, config_yaml: str, name: str, alias: str, tags: dict) -> int:
     """Log the adapter as a pyfunc model of ``run_id``, register it, tag it and set ``alias``."""
     import warnings

@@ -1,7 +1,6 @@
 """analysis.report on a fabricated MLflow store: a sweep parent, trials with known metrics, one stopped early."""
 
 import csv
-from pathlib import Path
 
 import pytest
 

@@ -55,6 +55,12 @@ def rows_to_table(columns: dict[str, list]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=SCHEMA)
 
 
+def write_table(table: pa.Table, path: Path) -> Path:
+    """One Parquet part file, written the same way by every writer."""
+    pq.write_table(table, path, compression="zstd", row_group_size=1024)
+    return path
+
+
 class DatasetWriter:
     """Writes part files into a staging folder and publishes it atomically with its manifest.
 
@@ -76,9 +82,7 @@ class DatasetWriter:
         return self.staging / f"part-{index:05d}.parquet"
 
     def write_part(self, index: int, table: pa.Table) -> Path:
-        path = self.part_path(index)
-        pq.write_table(table, path, compression="zstd", row_group_size=1024)
-        return path
+        return write_table(table, self.part_path(index))
 
     def publish(self, manifest: dict) -> dict:
         """Write the manifest last, then move the folder into place; returns the full manifest."""

@@ -14,12 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from raysweep._configlib import to_dict
-from raysweep.datasets.store import DatasetWriter, rows_to_table
+from raysweep.datasets.store import DatasetWriter, rows_to_table, write_table
 from raysweep.scenes import Renderer, SceneSet, encode_png
-
-
-def split_label(cfg) -> str:
-    return cfg.split
 
 
 def scene_columns(scenes: SceneSet, renderer: Renderer, positions, encode: bool = True) -> dict[str, list]:
@@ -34,7 +30,7 @@ def scene_columns(scenes: SceneSet, renderer: Renderer, positions, encode: bool 
         pixels = renderer.render(scene.objects)
         question = scenes.question(scene)
         cols["scene_id"].append(scene.scene_id)
-        cols["split"].append(split_label(cfg))
+        cols["split"].append(cfg.split)
         cols["source"].append("synthetic")
         cols["image"].append(encode_png(pixels) if encode else pixels)
         cols["width"].append(cfg.canvas_size)
@@ -57,10 +53,7 @@ def scene_columns(scenes: SceneSet, renderer: Renderer, positions, encode: bool 
 def _write_part(cfg, staging: str, index: int, start: int, stop: int) -> tuple[int, int]:
     scenes, renderer = SceneSet(cfg), Renderer(cfg)
     table = rows_to_table(scene_columns(scenes, renderer, range(start, stop)))
-    path = Path(staging) / f"part-{index:05d}.parquet"
-    import pyarrow.parquet as pq
-
-    pq.write_table(table, path, compression="zstd", row_group_size=1024)
+    write_table(table, Path(staging) / f"part-{index:05d}.parquet")
     return index, stop - start
 
 

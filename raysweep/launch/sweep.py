@@ -10,8 +10,6 @@ is printed and logged, and the best adapter of each group is registered.
 from __future__ import annotations
 
 import json
-import math
-import os
 import time
 from pathlib import Path
 
@@ -21,7 +19,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from raysweep._configlib import flatten, to_dict
 from raysweep.launch.train import init_ray
-from raysweep.sweep.space import check_space, group_key, trial_config
+from raysweep.sweep.space import check_space, trial_config
 from raysweep.tracking import RunLogger, register_adapter, tracking_uri
 
 TRIAL_CPU = 0.5  # the trial function itself only waits on its TorchTrainer
@@ -169,8 +167,9 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
               f"  raysweep sweep <same config and overrides> --resume", flush=True)  # fmt: skip
         return {"interrupted": True, "parent_metrics": {"errored": 0}}
     errors = {r.metrics.get("trial_id") or Path(r.path).name: str(r.error).splitlines()[0] for r in results if r.error}
-    summary = summarize(uri, parent.run_id, sweep, cfg.train.epochs, errors)
-    from raysweep.sweep.summary import format_summary, register_groups
+    from raysweep.sweep.summary import collect_trials, format_summary, register_groups
+
+    summary = collect_trials(uri, parent.run_id, sweep, cfg.train.epochs, errors)
 
     text = format_summary(summary, sweep, cfg.train.eval_sets)
     print(text)
@@ -182,12 +181,6 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
     parent.end("FINISHED" if not errors else "FAILED")
     print(f"\nMLflow: mlflow ui --backend-store-uri {uri}   (experiment '{cfg.mlflow.experiment}', parent run {parent.run_id})")
     return summary
-
-
-def summarize(uri: str, parent_run_id: str, sweep, max_epochs: int, errors: dict) -> dict:
-    from raysweep.sweep.summary import collect_trials
-
-    return collect_trials(uri, parent_run_id, sweep, max_epochs, errors)
 
 
 def _log_text(parent: RunLogger, text: str, summary: dict) -> None:

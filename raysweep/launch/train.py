@@ -25,7 +25,7 @@ from ray.train.torch import TorchTrainer
 
 from raysweep._configlib import flatten, from_dict, to_dict
 from raysweep.config import RunConfig
-from raysweep.tracking import RunLogger, register_adapter, tracking_uri
+from raysweep.tracking import RunLogger, register_adapter, registry_tags, tracking_uri
 
 FAIL_ONCE_ENV = "RAYSWEEP_TEST_FAIL_ONCE"  # testing hook: a marker path; rank 0 fails once after epoch 1
 
@@ -252,8 +252,7 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
             version = register_adapter(
                 uri, logger.run_id, adapter_dir, yaml.safe_dump(resolved, sort_keys=False),
                 cfg.mlflow.registered_model or f"raysweep-{cfg.model.family}", cfg.mlflow.alias,
-                {"family": cfg.model.family, "base_checkpoint": cfg.model.checkpoint, "dataset": cfg.data.source,
-                 "distractors": cfg.data.distractors, "rank": cfg.lora.rank, "run_id": logger.run_id},
+                {**registry_tags(resolved), "run_id": logger.run_id},
             )  # fmt: skip
     logger.end("FINISHED")
     outcome = TrainingOutcome(logger.run_id, run_dir or Path("."), (run_dir / "best_adapter") if run_dir and adapter_dir else None,

@@ -11,7 +11,6 @@ byte-level BPE tokenizer in which each area name is one token. About 1.1M parame
 
 from __future__ import annotations
 
-import torch
 
 from raysweep.models import register
 from raysweep.models._tiny import train_tokenizer

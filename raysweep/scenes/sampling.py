@@ -91,6 +91,10 @@ class SceneSet:
         combo = rest // len(self.size_names)
         return ids, combo * len(self.size_names) + size, self._cell_area[cell]
 
+    def area_of(self, scene_id: int) -> int:
+        """Answer area of a scene, without building the scene."""
+        return int(self._cell_area[self.decode(scene_id)[2]])
+
     def stratum_values(self, stratum: int) -> tuple[str, str, str]:
         """(shape, colour, size) of a stratum index (combo x size)."""
         combo, size = divmod(int(stratum), len(self.size_names))

@@ -50,15 +50,16 @@ def collect_trials(uri: str, parent_run_id: str, sweep, max_epochs: int, errors:
             "error": errors.get(trial_id),
         })  # fmt: skip
     trials.sort(key=lambda t: t["trial_id"])
+    def merit(t):
+        # Completed trials first (they have test metrics and an adapter), then the metric.
+        return (t["status"] == "completed", t["best"] if sweep.mode == "max" else -t["best"])
+
     groups: dict[str, dict] = {}
-    better = (lambda a, b: a > b) if sweep.mode == "max" else (lambda a, b: a < b)
     for t in trials:
         if t["best"] is None:
             continue
         g = groups.get(t["group"])
-        # Prefer completed trials (they have test metrics and an adapter).
-        rank = (t["status"] == "completed", t["best"] if sweep.mode == "max" else -t["best"])
-        if g is None or rank > (g["status"] == "completed", g["best"] if sweep.mode == "max" else -g["best"]):
+        if g is None or merit(t) > merit(g):
             groups[t["group"]] = t
     trial_epochs = sum(t["epochs"] for t in trials)
     parent_metrics = {"trials": len(trials), "trial_epochs": trial_epochs, "grid_trial_epochs": len(trials) * max_epochs,
@@ -104,9 +105,12 @@ def format_summary(summary: dict, sweep, eval_sets) -> str:
 def register_groups(uri: str, summary: dict, cfg, register) -> list[str]:
     """Register the best completed adapter of each group; alias ``best-<group>`` and ``champion`` per family."""
     import tempfile
+    from pathlib import Path
 
     import mlflow
     import yaml
+
+    from raysweep.tracking import registry_tags
 
     mlflow.set_tracking_uri(uri)
     lines, champions = [], {}
@@ -116,15 +120,12 @@ def register_groups(uri: str, summary: dict, cfg, register) -> list[str]:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             local = mlflow.artifacts.download_artifacts(artifact_uri=t["adapter_uri"], dst_path=tmp)
-            run_cfg = (__import__("pathlib").Path(local) / "run_config.yaml").read_text()
-            family = yaml.safe_load(run_cfg)["model"]["family"]
-            model_name = cfg.mlflow.registered_model or f"raysweep-{family}"
+            run_cfg = (Path(local) / "run_config.yaml").read_text()
+            resolved = yaml.safe_load(run_cfg)
+            model_name = cfg.mlflow.registered_model or f"raysweep-{resolved['model']['family']}"
             alias = f"best-{_slug(cfg.sweep.name)}-{_slug(name)}".replace(".", "-").replace("=", "-")[:255]
-            params = yaml.safe_load(run_cfg)
-            version = register(uri, t["run_id"], local, run_cfg, model_name, alias,
-                               {"family": family, "base_checkpoint": params["model"]["checkpoint"],
-                                "dataset": params["data"]["source"], "distractors": params["data"]["distractors"],
-                                "rank": params["lora"]["rank"], "sweep": cfg.sweep.name, "group": name})  # fmt: skip
+            tags = {**registry_tags(resolved), "sweep": cfg.sweep.name, "group": name}
+            version = register(uri, t["run_id"], local, run_cfg, model_name, alias, tags)
         lines.append(f"group {name}: registered models:/{model_name}@{alias} (version {version}, trial {t['trial_id']})")
         score = t["best"] if cfg.sweep.mode == "max" else -t["best"]
         if model_name not in champions or score > champions[model_name][0]:

@@ -58,7 +58,7 @@ class SyntheticRows(RowSource):
         return out
 
     def areas(self) -> np.ndarray:
-        return np.asarray([self.scenes.scene(int(self.scenes.ids[int(p)])).area for p in self.positions])
+        return np.asarray([self.scenes.area_of(int(self.scenes.ids[int(p)])) for p in self.positions])
 
 
 class ParquetRows(RowSource):
