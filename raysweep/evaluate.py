@@ -58,8 +58,11 @@ def evaluate_rows(
     result.update(mode=mode, leniency=leniency if mode == "generate" else "n/a", seconds=seconds,
                   rows_per_s=len(rows) / seconds if seconds else 0.0)
     result["predictions"] = [
-        {"scene_id": r.get("scene_id"), "area": t, "pred": a, "text": p.text} for r, t, a, p in zip(rows, targets, areas, preds)
+        {"scene_id": r.get("scene_id"), "area": t, "pred": a, "text": p.text, **({"new_tokens": p.new_tokens} if mode == "generate" else {})}
+        for r, t, a, p in zip(rows, targets, areas, preds)
     ]
+    if mode == "generate":
+        result["mean_new_tokens"] = sum(p.new_tokens for p in preds) / max(1, len(preds))
     return result
 
 

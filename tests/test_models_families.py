@@ -6,6 +6,7 @@ import torch
 from raysweep.config import load_config
 from raysweep.models import build_model, get_family
 from raysweep.models._rows import synthetic_rows
+from raysweep.models._tiny import AREA_NAMES
 
 TINY = ["llava-next", "qwen2-vl", "clip"]
 CHAT = ["llava-next", "qwen2-vl"]
@@ -57,6 +58,26 @@ def test_both_modes_return_valid_areas(built, rows, mode):
         assert -1 <= p.area < 9
         if mode == "choice":
             assert 0 <= p.area < 9 and len(p.scores) == 9
+        elif built.family != "clip":
+            assert 1 <= p.new_tokens <= 4  # decode steps taken, bounded by max_new_tokens
+
+
+def test_new_tokens_stop_at_the_first_eos():
+    from types import SimpleNamespace
+
+    from raysweep.models.base import decode_generated
+
+    pad, eos, area, word = 0, 1, 5, 7
+    names = {area: "top left", word: "maybe"}
+    tok = SimpleNamespace(
+        eos_token_id=eos, pad_token_id=pad,
+        batch_decode=lambda ids, skip_special_tokens: [" ".join(names[i] for i in row if i in names) for row in ids.tolist()],
+    )
+    ids = torch.tensor([[area, eos, pad, pad], [word, word, word, word], [word, eos, eos, pad]])
+    preds = decode_generated(tok, ids, AREA_NAMES)
+    assert [p.new_tokens for p in preds] == [2, 4, 2]
+    assert [p.area for p in preds] == [0, -1, -1]
+    assert preds[0].text == "top left"
 
 
 @pytest.mark.parametrize("name", CHAT)

@@ -31,6 +31,21 @@ class Prediction:
     area: int
     text: str = ""
     scores: list[float] | None = None
+    new_tokens: int = 0  # generate: tokens produced, EOS included (the decode steps this row took)
+
+
+def decode_generated(tokenizer, new_ids: torch.Tensor, area_names) -> list[Prediction]:
+    """Predictions from generated ids (prompt removed): text, parsed area, count of new tokens.
+
+    A row's count ends at its first EOS (included); rows that finished early are padded after it.
+    """
+    texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    preds = []
+    for ids, text in zip(new_ids.tolist(), texts):
+        n = ids.index(eos) + 1 if eos in ids else sum(1 for i in ids if i != pad)
+        preds.append(Prediction(parse_area(text, area_names), text.strip(), new_tokens=n))
+    return preds
 
 
 @dataclass
@@ -106,10 +121,30 @@ class Family:
             torch.manual_seed(model_cfg.seed)
             built = self.build_tiny(model_cfg, device)
         else:
-            built = self.build_pretrained(model_cfg, device, resolve_dtype(model_cfg, device))
+            built = self._load_pretrained(model_cfg, device)
         built.model.to(device)
         built.trainable_params, built.total_params = count_params(built.model)
         return built
+
+    def _load_pretrained(self, model_cfg, device) -> Built:
+        """:meth:`build_pretrained`, with a missing folder or an unreachable Hub id as one clear line."""
+        from pathlib import Path
+
+        ckpt = model_cfg.checkpoint
+        looks_local = ckpt.startswith(("/", ".", "~")) or Path(ckpt).expanduser().exists()
+        if looks_local and not (Path(ckpt).expanduser() / "config.json").is_file():
+            raise UserError(
+                f"model.checkpoint {ckpt!r}: no such model folder (expected config.json in it); give a local folder "
+                f"written by save_pretrained, a Hub id such as {self.default_checkpoint!r}, or 'tiny'"
+            )
+        try:
+            return self.build_pretrained(model_cfg, device, resolve_dtype(model_cfg, device))
+        except OSError as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise UserError(
+                f"model.checkpoint {ckpt!r} cannot be loaded ({reason}); download it into the Hugging Face cache "
+                f"first (hf download {ckpt}) or set model.checkpoint to a local folder"
+            ) from None
 
     def build_tiny(self, model_cfg, device) -> Built:
         raise NotImplementedError
@@ -247,8 +282,7 @@ class ChatVLMFamily(Family):
             **batch, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
             temperature=None, top_p=None, top_k=None,
         )
-        texts = tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-        return [Prediction(parse_area(t, built.area_names), t.strip()) for t in texts]
+        return decode_generated(tok, out[:, batch["input_ids"].shape[1]:], built.area_names)
 
     def candidates(self, built: Built, with_eos: bool | None = None):
         """Token ids of the 9 answers after the prompt: (shared prefix, per-answer suffixes).

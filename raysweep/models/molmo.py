@@ -18,8 +18,7 @@ import torch
 
 from raysweep.errors import UserError
 from raysweep.models import register
-from raysweep.models.base import IGNORE, Built, Family, Prediction, load_image, to_device
-from raysweep.parsing import parse_area
+from raysweep.models.base import IGNORE, Built, Family, Prediction, decode_generated, load_image, to_device
 
 IMAGE_KEYS = ("images", "image_input_idx", "image_masks")
 
@@ -113,8 +112,7 @@ class Molmo(Family):
             batch = to_device(self.collate(built, rows, train=False), built)
             cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, stop_strings="<|endoftext|>")
             out = built.model.generate_from_batch(batch, cfg, tokenizer=built.tokenizer)
-            texts = built.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
-            return [Prediction(parse_area(t, built.area_names), t.strip()) for t in texts]
+            return decode_generated(built.tokenizer, out[:, batch["input_ids"].shape[1]:], built.area_names)
         if mode != "choice":
             raise UserError(f"unknown prediction mode {mode!r}; choose choice or generate")
         preds = []
