@@ -128,10 +128,11 @@ def test_single_token_choice_agrees_with_cache_ranking(rows):
     assert len(built.tokenizer.tokenize("center left")) == 1
 
 
-def test_adapter_round_trip(tmp_path, rows):
+@pytest.mark.parametrize("name", CHAT)  # qwen2-vl: olora init (changes the base) and LoRA on the ViT
+def test_adapter_round_trip(tmp_path, rows, name):
     torch.set_num_threads(1)
-    cfg = load_config("configs/models/tiny-llava-next.yaml")
-    family = get_family("llava-next")
+    cfg = load_config(f"configs/models/tiny-{name}.yaml")
+    family = get_family(name)
     built = build_model(cfg.model, cfg.lora)
     with torch.no_grad():
         for n, p in built.model.named_parameters():
