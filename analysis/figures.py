@@ -102,20 +102,29 @@ def ablation_lines(trials: list[Trial], key: str, sets: list[str], path: Path) -
 
 
 def val_curves(trials: list[Trial], metric: str, path: Path) -> Path | None:
-    """``metric`` per epoch for every trial, coloured by status: ASHA's early stops show as short lines."""
+    """``metric`` per epoch for every trial, coloured by status: ASHA's early stops show as short lines.
+
+    A sweep over several model families is coloured by family instead (status stays in the line
+    style: dashed = stopped early or errored).
+    """
     curves = [(t, t.curves.get(metric, [])) for t in trials]
     curves = [(t, c) for t, c in curves if c]
     if not curves:
         return None
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.0, 4.0), dpi=120)
+    families = sorted({t.family for t, _ in curves})
+    by_family = len(families) > 1
+    palette = dict(zip(families, plt.rcParams["axes.prop_cycle"].by_key()["color"] * 4))
     seen = set()
     for trial, points in curves:
-        colour = STATUS_COLOURS.get(trial.status, "tab:gray")
-        label = trial.status if trial.status not in seen else None
-        seen.add(trial.status)
+        key = trial.family if by_family else trial.status
+        colour = palette[key] if by_family else STATUS_COLOURS.get(trial.status, "tab:gray")
+        label = key if key not in seen else None
+        seen.add(key)
+        style = "-" if not by_family or trial.status == "completed" else "--"
         steps, values = zip(*points)
-        ax.plot(steps, values, marker=".", color=colour, alpha=0.8, label=label)
+        ax.plot(steps, values, marker=".", color=colour, alpha=0.8, label=label, linestyle=style)
         ax.annotate(trial.name, (steps[-1], values[-1]), fontsize=6, alpha=0.7, xytext=(3, 0), textcoords="offset points")
     from matplotlib.ticker import MaxNLocator
 
@@ -123,7 +132,7 @@ def val_curves(trials: list[Trial], metric: str, path: Path) -> Path | None:
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    ax.legend(title="trial status", fontsize=7)
+    ax.legend(title="model family" if by_family else "trial status", fontsize=7)
     ax.set_title(f"{metric} per epoch, {len(curves)} trials", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
