@@ -1,13 +1,22 @@
 """The pyfunc model that registered adapters are logged as: base model + LoRA adapter + config.
 
 ``mlflow.pyfunc.load_model("models:/raysweep-llava-next@champion").predict(rows)`` answers
-rows (dicts with ``image`` bytes and ``prompt``) with area names; ``raysweep eval --adapter
-models:/...`` uses the same artifacts.
+rows (dicts or a DataFrame with ``image`` bytes and ``prompt``; MLflow validates them against the
+type hints of ``predict``) with area names; ``raysweep eval --adapter models:/...`` uses the same
+artifacts.
 """
 
 from __future__ import annotations
 
 import mlflow.pyfunc
+import pydantic
+
+
+class SceneQuestion(pydantic.BaseModel):
+    """One question: the image (PNG/JPEG bytes) and the full prompt text."""
+
+    image: bytes
+    prompt: str
 
 
 class AdapterModel(mlflow.pyfunc.PythonModel):
@@ -22,7 +31,7 @@ class AdapterModel(mlflow.pyfunc.PythonModel):
         self.built = self.family.load_adapter(self.family.build(cfg.model), context.artifacts["adapter"])
         self.mode = cfg.eval.mode if cfg.eval.mode != "both" else "choice"
 
-    def predict(self, context, model_input, params=None):
-        rows = model_input.to_dict("records") if hasattr(model_input, "to_dict") else list(model_input)
+    def predict(self, context, model_input: list[SceneQuestion], params=None) -> list[str]:
+        rows = [q.model_dump() for q in model_input]
         preds = self.family.predict(self.built, rows, mode=self.mode)
         return [self.built.area_names[p.area] if p.area >= 0 else "unparsed" for p in preds]

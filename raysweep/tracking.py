@@ -121,12 +121,8 @@ def registry_tags(resolved: dict) -> dict:
 
 def register_adapter(uri: str, run_id: str, adapter_dir, config_yaml: str, name: str, alias: str, tags: dict) -> int:
     """Log the adapter as a pyfunc model of ``run_id``, register it, tag it and set ``alias``."""
-    import warnings
-
     import mlflow
 
-    # MLflow asks for type hints on predict() when the class is defined; rows of images need none.
-    warnings.filterwarnings("ignore", message=".*type hints to the `predict` method.*")
     from raysweep.registry_model import AdapterModel
 
     mlflow.set_tracking_uri(uri)
