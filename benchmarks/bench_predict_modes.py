@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 
 import torch
+from _tiny_training import held_out_and_train, lora_step
 
 from raysweep.config import load_config
 from raysweep.evaluate import evaluate_rows
 from raysweep.metrics import agreement
 from raysweep.models import build_model, get_family
-from raysweep.models._rows import synthetic_rows
 from raysweep.models.base import to_device
 
 
@@ -100,11 +100,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = load_config(args.config)
-    family = get_family(cfg.model.family)
     built = build_model(cfg.model, cfg.lora)
-    held_out = synthetic_rows(args.n, offset=3)
-    held_ids = {r["scene_id"] for r in held_out}
-    train = [r for r in synthetic_rows(1200) if r["scene_id"] not in held_ids]  # scenes never evaluated
+    held_out, train = held_out_and_train(args.n)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     report = {"config": args.config, "n": args.n, "batch_sizes": batch_sizes, "max_new_tokens": cfg.eval.max_new_tokens,
               "trainable_params": built.trainable_params, "total_params": built.total_params}
@@ -117,15 +114,10 @@ def main() -> None:
               f"  -> ratio at most {b['ratio_bound_15_tokens']:.1f}x (15 tokens), {b['ratio_bound_3_tokens']:.1f}x (3 tokens)", flush=True)
     print("untrained", flush=True)
     report["untrained"] = compare_all(built, held_out, batch_sizes, cfg.eval.max_new_tokens)
-    opt = torch.optim.AdamW([p for p in built.model.parameters() if p.requires_grad], lr=1e-3)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 100))
+    train_step = lora_step(built, lr=1e-3, warmup=100)
     rng, started = random.Random(0), time.perf_counter()
-    built.model.train()
     for _ in range(args.steps):
-        loss = family.loss(built, family.collate(built, rng.sample(train, 32), train=True))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(built.model.parameters(), 1.0)
-        opt.step(), sched.step(), opt.zero_grad()
+        train_step(rng.sample(train, 32))
     report["train_seconds"], report["steps"] = time.perf_counter() - started, args.steps
     print(f"trained {args.steps} steps in {report['train_seconds']:.0f} s", flush=True)
     report["trained"] = compare_all(built, held_out, batch_sizes, cfg.eval.max_new_tokens)

@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 
 import torch
+from _tiny_training import held_out_and_train, lora_step
 
 from raysweep.config import load_config
 from raysweep.evaluate import evaluate_rows
-from raysweep.models import build_model, get_family
-from raysweep.models._rows import synthetic_rows
+from raysweep.models import build_model
 
 
 def accuracy(built, rows, batch_size: int) -> float:
@@ -46,11 +46,8 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     cfg = load_config(args.config, args.overrides)
-    family = get_family(cfg.model.family)
     built = build_model(cfg.model, cfg.lora)
-    held_out = synthetic_rows(args.n, offset=3)
-    held_ids = {r["scene_id"] for r in held_out}
-    train = [r for r in synthetic_rows(1200) if r["scene_id"] not in held_ids]  # scenes never evaluated
+    held_out, train = held_out_and_train(args.n)
     report = {
         "config": args.config, "overrides": args.overrides, "family": cfg.model.family, "n_held_out": args.n,
         "n_train_scenes": len(train), "batch_size": args.batch_size, "lr": args.lr, "warmup": args.warmup,
@@ -58,16 +55,11 @@ def main() -> None:
         "trainable_params": built.trainable_params, "total_params": built.total_params,
     }
     report["acc_before"] = accuracy(built, held_out, args.batch_size)
-    opt = torch.optim.AdamW([p for p in built.model.parameters() if p.requires_grad], lr=args.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / args.warmup))
+    train_step = lora_step(built, args.lr, args.warmup)
     rng, curve, train_seconds = random.Random(args.seed), [], 0.0
     for step in range(1, args.steps + 1):
         started = time.perf_counter()
-        built.model.train()
-        loss = family.loss(built, family.collate(built, rng.sample(train, args.batch_size), train=True))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(built.model.parameters(), 1.0)
-        opt.step(), sched.step(), opt.zero_grad()
+        loss = train_step(rng.sample(train, args.batch_size))
         train_seconds += time.perf_counter() - started
         if args.eval_every and step % args.eval_every == 0 and step < args.steps:
             curve.append({"step": step, "loss": round(loss.item(), 4), "acc": accuracy(built, held_out, args.batch_size)})
