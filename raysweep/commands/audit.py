@@ -13,6 +13,10 @@ def run(args) -> int:
 
     from raysweep.datasets.audit import audit, format_report
 
+    from raysweep.preflight import check_writable_file
+
+    if args.json_out:
+        check_writable_file(args.json_out, f"--json {args.json_out}")
     report = audit(args.dataset)
     print(format_report(report))
     if args.json_out:

@@ -16,10 +16,12 @@ def run(args) -> int:
 
     from raysweep.datasets.contact_sheet import contact_sheet
     from raysweep.errors import UserError
+    from raysweep.preflight import check_writable_file
 
     if args.n < 1:
         raise UserError(f"--n must be >= 1, got {args.n}")
     out = Path(args.out) if args.out else Path(args.dataset) / "contact_sheet.png"
+    check_writable_file(out, f"--out {args.out}" if args.out else f"contact sheet {out}")
     contact_sheet(args.dataset, n=args.n, tile=args.tile, seed=args.seed).save(out)
     print(f"wrote {out}")
     return 0

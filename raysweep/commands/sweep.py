@@ -13,13 +13,13 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from raysweep.commands.train import _check_inputs
     from raysweep.errors import UserError
+    from raysweep.preflight import check_run_inputs
 
     cfg = load_from_args(args)
     if not cfg.sweep.space:
         raise UserError(f"{args.config}: sweep.space is empty; give at least one key to search, or use `raysweep train`")
-    _check_inputs(cfg)
+    check_run_inputs(cfg, sweep=True)
     configs_root = _configs_root(Path(args.config))
     from raysweep.launch.sweep import run_sweep
 

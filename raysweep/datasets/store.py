@@ -1,17 +1,33 @@
 """The on-disk dataset: a folder of Parquet part files plus a ``manifest.json`` written last.
 
-A folder without a manifest is an interrupted write and is never read as a dataset. Writes go to a
-hidden sibling folder that is renamed into place only when complete, so a killed writer leaves the
-previous dataset (or nothing) and never a half one.
+Writing (:class:`DatasetWriter`):
+
+* A folder without a manifest is an interrupted write and is never read as a dataset. Parts go to a
+  hidden sibling folder (``.NAME.partial-XXXXXXXX``, marked as raysweep's by a marker file) that is
+  renamed into place only when complete, so a killed writer leaves the previous dataset (or nothing)
+  and never a half one. The next build of the same ``--out`` removes such leftovers and says so.
+* raysweep never deletes what it did not write: an existing ``--out`` must be missing, an empty
+  folder, or a raysweep dataset (its ``manifest.json`` carries ``raysweep_version``), and a dataset
+  is replaced only with ``overwrite``. The working directory, its parents and symbolic links are
+  refused as ``--out``.
+
+Reading (:func:`open_dataset`, :func:`read_dataset`): a dataset is validated when it is opened - the
+manifest, the part files it lists (no unlisted or missing parts, row counts and sizes as listed),
+each part's schema and column types, no nulls in required columns, ``area`` within the answer grid.
+Any problem is one :class:`~raysweep.errors.UserError` naming the file and the fix.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import socket
+import sys
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -45,7 +61,11 @@ SCHEMA = pa.schema(
         ("bbox", pa.list_(pa.float64())),
     ]
 )
+# Columns every consumer (training, evaluation, audit, contact sheets) relies on; never null.
+REQUIRED = ("scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "area")
 MANIFEST = "manifest.json"
+PART_GLOB = "part-*.parquet"
+_PARTIAL_MARKER = ".raysweep-partial"  # written into a staging folder when it is created
 
 
 def rows_to_table(columns: dict[str, list]) -> pa.Table:
@@ -61,21 +81,65 @@ def write_table(table: pa.Table, path: Path) -> Path:
     return path
 
 
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_raysweep_dataset(path: str | Path) -> bool:
+    """True when ``path`` is a folder whose ``manifest.json`` was written by raysweep."""
+    mf = Path(path) / MANIFEST
+    try:
+        manifest = json.loads(mf.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "raysweep_version" in manifest
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def _note(message: str) -> None:
+    print(f"raysweep: {message}", file=sys.stderr, flush=True)
+
+
 class DatasetWriter:
     """Writes part files into a staging folder and publishes it atomically with its manifest.
 
     Use as a context manager; leaving the block with an exception removes the staging folder.
+
+    Args:
+        out_dir: the dataset folder to create (or replace, see ``overwrite``).
+        overwrite: replace ``out_dir`` when it holds a raysweep dataset. A folder that holds anything
+            else is never replaced or emptied.
+
+    Raises:
+        UserError: ``out_dir`` is a file, a symbolic link, the working directory or one of its
+            parents, a non-empty folder that is not a raysweep dataset, a dataset without
+            ``overwrite``, or in a folder that cannot be written; or another live build is writing it.
     """
 
     def __init__(self, out_dir: str | Path, overwrite: bool = False):
-        self.out = Path(out_dir)
-        if (self.out / MANIFEST).exists() and not overwrite:
-            raise UserError(f"{self.out} already holds a dataset; pass --overwrite or choose another --out")
-        if self.out.exists() and not self.out.is_dir():
-            raise UserError(f"--out {self.out} is a file; give a folder path")
-        self.out.parent.mkdir(parents=True, exist_ok=True)
+        from raysweep.preflight import check_writable
+
+        self.out = Path(os.path.abspath(os.path.expanduser(str(out_dir))))
+        _check_target(self.out, str(out_dir), overwrite)
+        check_writable(self.out.parent, f"--out {out_dir}")
+        self.removed_leftovers = _remove_leftovers(self.out)
         self.staging = self.out.parent / f".{self.out.name}.partial-{uuid.uuid4().hex[:8]}"
         self.staging.mkdir()
+        (self.staging / _PARTIAL_MARKER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
         self.started = time.time()
 
     def part_path(self, index: int) -> Path:
@@ -85,17 +149,37 @@ class DatasetWriter:
         return write_table(table, self.part_path(index))
 
     def publish(self, manifest: dict) -> dict:
-        """Write the manifest last, then move the folder into place; returns the full manifest."""
+        """Write the manifest last, then move the folder into place; returns the full manifest.
+
+        The manifest lists every part file with its rows, bytes and SHA-256 (``files``), which
+        :func:`open_dataset` checks and :func:`dataset_identity` hashes.
+        """
+        files = [
+            {"name": p.name, "rows": pq.read_metadata(p).num_rows, "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(self.staging.glob(PART_GLOB))
+        ]
         manifest = {
             "raysweep_version": __version__,
             "created_unix": round(self.started, 3),
             "seconds": round(time.time() - self.started, 3),
             **manifest,
+            "files": files,
         }
         (self.staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False))
-        if self.out.exists():
-            shutil.rmtree(self.out)
+        (self.staging / _PARTIAL_MARKER).unlink()
+        replaced = None
+        if self.out.is_dir():
+            # Checked again: the folder may have changed while the dataset was being built.
+            if not any(self.out.iterdir()):
+                self.out.rmdir()
+            elif is_raysweep_dataset(self.out):
+                replaced = self.out.parent / f".{self.out.name}.replaced-{uuid.uuid4().hex[:8]}"
+                os.replace(self.out, replaced)
+            else:
+                raise UserError(f"--out {self.out} was filled by something else during the build; nothing was replaced")
         os.replace(self.staging, self.out)
+        if replaced is not None:
+            shutil.rmtree(replaced)
         return manifest
 
     def __enter__(self):
@@ -107,8 +191,68 @@ class DatasetWriter:
         return False
 
 
+def _check_target(out: Path, given: str, overwrite: bool) -> None:
+    """Refuse every ``--out`` whose replacement could delete what raysweep did not write."""
+    cwd = Path(os.getcwd())
+    if out == cwd or out in cwd.parents:
+        raise UserError(f"--out {given} is the working directory or one of its parents; name a new folder for the dataset")
+    if out.is_symlink():
+        raise UserError(f"--out {given} is a symbolic link; give the folder itself (raysweep does not replace links)")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {given} is a file; give a folder path")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not is_raysweep_dataset(out):
+        raise UserError(
+            f"--out {given} is a non-empty folder that is not a raysweep dataset; raysweep never deletes files it did "
+            "not write: choose a new or empty folder"
+        )
+    if not overwrite:
+        raise UserError(f"--out {given} already holds a dataset; pass --overwrite to replace it, or choose another --out")
+
+
+def _remove_leftovers(out: Path) -> list[Path]:
+    """Remove what killed builds of ``out`` left beside it: staging and replaced folders of raysweep's."""
+    removed = []
+    for path in sorted(out.parent.glob(f".{out.name}.partial-*")) + sorted(out.parent.glob(f".{out.name}.replaced-*")):
+        marker = path / _PARTIAL_MARKER
+        if marker.is_file():
+            try:
+                owner = json.loads(marker.read_text())
+            except ValueError:
+                owner = {}
+            if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int) and _pid_alive(owner["pid"]):
+                raise UserError(f"another raysweep build (pid {owner['pid']}) is writing {out}; wait for it to finish")
+        elif not is_raysweep_dataset(path):
+            continue  # not raysweep's: leave it alone
+        shutil.rmtree(path)
+        _note(f"removed {path}, left by an interrupted build of {out}")
+        removed.append(path)
+    return removed
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Dataset:
+    """A validated dataset folder: its manifest and part files in order."""
+
+    path: Path
+    manifest: dict
+    parts: list[Path]
+
+    @property
+    def rows(self) -> int:
+        return int(self.manifest["rows"])
+
+    def read(self, columns: list[str] | None = None) -> pa.Table:
+        """All rows (or the given columns), parts in order."""
+        return pa.concat_tables([_read_part(p, columns) for p in self.parts])
+
+
 def read_manifest(path: str | Path) -> dict:
-    """The manifest of a complete dataset folder; a clear error for anything else."""
+    """The manifest of a complete dataset folder; a clear error for anything else (parts unchecked)."""
     path = Path(path)
     if not path.is_dir():
         raise UserError(f"dataset {path} not found; write one with `raysweep generate` or `raysweep coco`")
@@ -116,16 +260,112 @@ def read_manifest(path: str | Path) -> dict:
     if not mf.is_file():
         raise UserError(f"dataset {path} has no {MANIFEST}: it is incomplete (interrupted?); write it again")
     try:
-        return json.loads(mf.read_text())
-    except json.JSONDecodeError as err:
-        raise UserError(f"{mf}: not valid JSON ({err.msg}); write the dataset again") from None
+        manifest = json.loads(mf.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{mf}: not valid JSON ({getattr(err, 'msg', err)}); write the dataset again") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("rows"), int) or manifest["rows"] < 0:
+        raise UserError(f"{mf}: not a raysweep manifest (no row count); write the dataset again")
+    return manifest
+
+
+def _read_part(part: Path, columns=None) -> pa.Table:
+    try:
+        return pq.read_table(part, columns=columns)
+    except (pa.ArrowException, OSError) as err:
+        raise UserError(f"{part}: cannot be read ({str(err).splitlines()[0]}); write the dataset again") from None
+
+
+def open_dataset(path: str | Path) -> Dataset:
+    """Open and validate a dataset folder (see the module doc for what is checked).
+
+    Raises:
+        UserError: the first problem found, naming the file (manifest or part) and the fix.
+    """
+    path = Path(path)
+    manifest = read_manifest(path)
+    again = "write the dataset again (raysweep generate / raysweep coco)"
+    on_disk = sorted(path.glob(PART_GLOB))
+    listed = manifest.get("files")
+    if listed is None:  # manifests before per-file listing: parts numbered 0..parts-1
+        listed = [{"name": f"part-{i:05d}.parquet"} for i in range(int(manifest.get("parts", len(on_disk))))]
+    names = [f["name"] for f in listed]
+    stray = sorted({p.name for p in on_disk} - set(names))
+    if stray:
+        raise UserError(f"dataset {path}: {stray[0]} is not listed in its {MANIFEST} (a part of another dataset?); remove it or {again}")
+    missing = [n for n in names if not (path / n).is_file()]
+    if missing:
+        raise UserError(f"dataset {path}: part {missing[0]} listed in its {MANIFEST} is missing; {again}")
+    if not names and manifest["rows"]:
+        raise UserError(f"dataset {path} has a manifest but no part files; {again}")
+    n_areas = _area_count(manifest)
+    total = 0
+    for entry in listed:
+        part = path / entry["name"]
+        if "bytes" in entry and part.stat().st_size != entry["bytes"]:
+            raise UserError(f"{part}: {part.stat().st_size} bytes, but its {MANIFEST} lists {entry['bytes']} (changed or truncated); {again}")
+        try:
+            meta = pq.read_metadata(part)
+            schema = meta.schema.to_arrow_schema()
+        except (pa.ArrowException, OSError) as err:
+            raise UserError(f"{part}: not a readable Parquet file ({str(err).splitlines()[0]}); {again}") from None
+        if "rows" in entry and meta.num_rows != entry["rows"]:
+            raise UserError(f"{part}: {meta.num_rows} rows, but its {MANIFEST} lists {entry['rows']}; {again}")
+        _check_schema(part, schema, again)
+        _check_values(part, meta, n_areas, again)
+        total += meta.num_rows
+    if total != manifest["rows"]:
+        raise UserError(f"dataset {path}: its parts hold {total} rows, but its {MANIFEST} says {manifest['rows']}; {again}")
+    return Dataset(path, manifest, [path / n for n in names])
+
+
+def _area_count(manifest: dict) -> int | None:
+    cfg = manifest.get("config") or {}
+    names = cfg.get("area_names")
+    if isinstance(names, list) and names:
+        return len(names)
+    side = cfg.get("areas_per_side")
+    return int(side) ** 2 if isinstance(side, int) else None
+
+
+def _check_schema(part: Path, schema: pa.Schema, again: str) -> None:
+    for name in REQUIRED:
+        if schema.get_field_index(name) < 0:
+            raise UserError(f"{part}: no column {name!r}; {again}")
+    for field in SCHEMA:
+        idx = schema.get_field_index(field.name)
+        if idx >= 0 and not schema.field(idx).type.equals(field.type):
+            raise UserError(f"{part}: column {field.name!r} is {schema.field(idx).type}, expected {field.type}; {again}")
+
+
+def _check_values(part: Path, meta, n_areas: int | None, again: str) -> None:
+    """No nulls in required columns and ``area`` within the grid, from the row-group statistics."""
+    columns = {meta.schema.column(i).name: i for i in range(meta.num_columns)}
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for name in REQUIRED:
+            stats = group.column(columns[name]).statistics
+            if stats is not None and stats.null_count:
+                raise UserError(f"{part}: column {name!r} has {stats.null_count} empty values; {again}")
+        stats = group.column(columns["area"]).statistics
+        if stats is not None and stats.has_min_max and n_areas is not None and (stats.min < 0 or stats.max >= n_areas):
+            raise UserError(f"{part}: column 'area' holds {stats.min}..{stats.max}, outside 0..{n_areas - 1}; {again}")
 
 
 def read_dataset(path: str | Path, columns: list[str] | None = None) -> pa.Table:
-    """All rows of a complete dataset folder, parts in order."""
-    read_manifest(path)
-    parts = sorted(Path(path).glob("part-*.parquet"))
-    if not parts:
-        raise UserError(f"dataset {path} has a manifest but no part files; write it again")
-    tables = [pq.read_table(p, columns=columns) for p in parts]
-    return pa.concat_tables(tables)
+    """All rows of a validated dataset folder (see :func:`open_dataset`), parts in order."""
+    return open_dataset(path).read(columns)
+
+
+def dataset_identity(path: str | Path) -> str:
+    """A content hash of a dataset: equal for byte-identical part files, whatever the folder or build time.
+
+    Hashes the manifest's per-part SHA-256 list (computed from the files for manifests without one).
+    Used to key caches and to record which data a run saw.
+    """
+    ds = open_dataset(path)
+    listed = {f["name"]: f.get("sha256") for f in ds.manifest.get("files", [])}
+    digest = hashlib.sha256()
+    for part in ds.parts:
+        digest.update(part.name.encode())
+        digest.update((listed.get(part.name) or sha256_file(part)).encode())
+    return digest.hexdigest()
