@@ -24,6 +24,7 @@ def run(args) -> int:
     from raysweep.evaluate import evaluate_rows, format_table, write_report
     from raysweep.metrics import agreement
     from raysweep.models import get_family
+    from raysweep.preflight import check_writable
 
     cfg = load_from_args(args)
     if torch.device("cuda" if torch.cuda.is_available() else "cpu").type == "cpu":
@@ -31,6 +32,10 @@ def run(args) -> int:
     limit = cfg.eval.limit if args.limit is None else args.limit
     if limit < 0:
         raise UserError(f"--limit must be >= 0, got {limit}")
+    modes = ["choice", "generate"] if (args.mode or cfg.eval.mode) == "both" else [args.mode or cfg.eval.mode]
+    outs = {mode: _report_dir(args, cfg, mode, len(modes) > 1) for mode in modes}
+    for out in outs.values():  # before any work: an unwritable report folder fails now, not after the evaluation
+        check_writable(out, f"--out {args.out}" if args.out else f"report folder {out}")
     rows = read_dataset(args.data).to_pylist()
     if limit:
         rows = rows[:limit]
@@ -40,13 +45,9 @@ def run(args) -> int:
     built = family.build(cfg.model)
     if args.adapter:
         built = family.load_adapter(built, _resolve_adapter(args.adapter, cfg))
-    modes = ["choice", "generate"] if (args.mode or cfg.eval.mode) == "both" else [args.mode or cfg.eval.mode]
     results = {}
-    for mode in modes:
+    for mode, out in outs.items():
         result = evaluate_rows(built, rows, mode, cfg.eval.batch_size, cfg.eval.max_new_tokens, cfg.eval.leniency)
-        out = Path(args.out) if args.out else Path(args.data) / "eval" / f"{cfg.model.family}-{mode}"
-        if len(modes) > 1 and args.out:
-            out = out / mode
         write_report(result, out, title=cfg.model.family, area_names=built.area_names)
         print(format_table(result, built.area_names))
         print(f"wrote {out}/metrics.json and heatmaps")
@@ -56,6 +57,15 @@ def run(args) -> int:
         speed = results["choice"]["rows_per_s"] / max(results["generate"]["rows_per_s"], 1e-9)
         print(f"choice vs generate: agreement {agreement(a, b):.1%}, choice {speed:.1f}x faster")
     return 0
+
+
+def _report_dir(args, cfg, mode: str, several: bool):
+    """Where the report of one mode goes: ``--out`` (one subfolder per mode for ``both``) or DIR/eval/<family>-<mode>."""
+    from pathlib import Path
+
+    if args.out:
+        return Path(args.out) / mode if several else Path(args.out)
+    return Path(args.data) / "eval" / f"{cfg.model.family}-{mode}"
 
 
 def _resolve_adapter(adapter: str, cfg) -> str:
