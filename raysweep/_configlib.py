@@ -30,9 +30,72 @@ _Loader.add_implicit_resolver(
 )
 
 
-def load_yaml_text(text: str):
-    """Parse YAML with scientific notation read as numbers."""
-    return yaml.load(text, Loader=_Loader)
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# Dotted path -> how a boolean was written (``no``, ``off``, ...), so that a string key given an
+# unquoted ``no`` can be told to quote exactly that word: once loaded, the value is just ``False``.
+# Later loads overwrite the paths they set; the text only ever feeds an error message.
+_BOOL_WORDS: dict[str, str] = {}
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping names the same key twice (YAML keeps the last silently)."""
+
+    def __init__(self, key: str, line: int, first_line: int):
+        self.key, self.line, self.first_line = key, line, first_line
+        super().__init__(f"duplicate key {key!r} on line {line} (first on line {first_line})")
+
+
+def load_yaml_text(text: str, prefix: str = ""):
+    """Parse YAML with scientific notation read as numbers; duplicate keys raise DuplicateKeyError.
+
+    ``prefix`` is the dotted path the document sits under (for an override's value).
+    """
+    data, words = _load_document(text, prefix)
+    _BOOL_WORDS.update(words)
+    return data
+
+
+def _load_document(text: str, prefix: str = "") -> tuple[Any, dict[str, str]]:
+    """The parsed document and how its booleans were spelled, by dotted path."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        words: dict[str, str] = {}
+        _check_nodes(node, prefix, words)
+        return loader.construct_document(node), words
+    finally:
+        loader.dispose()
+
+
+def _check_nodes(node, path: str, words: dict[str, str]) -> None:
+    """Refuse duplicate keys under ``node``; note in ``words`` how booleans were spelled."""
+    if isinstance(node, yaml.ScalarNode) and node.tag == _BOOL_TAG:
+        words[path] = node.value
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_nodes(item, f"{path}[{i}]", words)
+    elif isinstance(node, yaml.MappingNode):
+        first_lines: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG or not isinstance(key_node, yaml.ScalarNode):
+                continue  # ``<<: *base`` merges may repeat keys on purpose
+            key = f"{path}.{key_node.value}" if path else key_node.value
+            line = key_node.start_mark.line + 1
+            if key_node.value in first_lines:
+                raise DuplicateKeyError(key, line, first_lines[key_node.value])
+            first_lines[key_node.value] = line
+            _check_nodes(value_node, key, words)
+
+
+def _bool_hint(value: bool, key: str) -> tuple[str, str]:
+    """(the word as written, the sentence telling to quote it) for a boolean given to a text key."""
+    word = _BOOL_WORDS.get(key, "")
+    if word.lower() not in (("yes", "on", "true") if value else ("no", "off", "false")):
+        word = "yes" if value else "no"  # not written here (or since rewritten): the usual culprit
+    return word, f"YAML reads an unquoted {word} as {str(value).lower()}; quote it: '{word}'"
 
 
 def doc(help: str, default: Any = dataclasses.MISSING, *, factory: Any = dataclasses.MISSING):
@@ -66,6 +129,10 @@ def _coerce(tp, value, key: str):
         raise ConfigError(key, "; ".join(errors))
     if origin is Literal:
         allowed = get_args(tp)
+        if isinstance(value, bool) and all(isinstance(a, str) for a in allowed):
+            word, hint = _bool_hint(value, key)
+            either = "" if word in allowed else f", and {word!r} is not allowed either. Choose one of {list(allowed)}"
+            raise ConfigError(key, f"got {str(value).lower()}: {hint}{either}")
         if value not in allowed:
             hint = did_you_mean(str(value), [str(a) for a in allowed])
             raise ConfigError(key, f"{value!r} is not allowed. {hint}Choose one of {list(allowed)}.")
@@ -101,6 +168,8 @@ def _coerce(tp, value, key: str):
             raise ConfigError(key, f"expected a number, got {value!r}")
         return float(value)
     if tp is str:
+        if isinstance(value, bool):
+            raise ConfigError(key, f"expected a string, got {str(value).lower()}: {_bool_hint(value, key)[1]}")
         if not isinstance(value, str):
             raise ConfigError(key, f"expected a string, got {value!r}")
         return value
@@ -177,7 +246,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise UserError(f"override {text!r}: the key is empty; write key=value")
     try:
-        value = load_yaml_text(raw) if raw.strip() else ""
+        value = load_yaml_text(raw, prefix=key) if raw.strip() else ""
+    except DuplicateKeyError as err:
+        raise UserError(f"override {text!r}: key {err.key!r} appears twice; keep one") from None
     except yaml.YAMLError:
         value = raw
     return key, value
@@ -205,11 +276,18 @@ def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
     if path.resolve() in _seen:
         raise UserError(f"config file {path}: include cycle through {path.name}")
     try:
-        data = load_yaml_text(path.read_text()) or {}
+        data, bool_words = _load_document(_read_utf8(path))
+    except DuplicateKeyError as err:
+        raise UserError(
+            f"config file {path} line {err.line}: duplicate key {err.key!r} (first on line {err.first_line}); "
+            "YAML would keep only the last, so keep one"
+        ) from None
     except yaml.YAMLError as err:
         line = getattr(getattr(err, "problem_mark", None), "line", None)
         where = f" line {line + 1}" if line is not None else ""
-        raise UserError(f"config file {path}{where}: not valid YAML ({getattr(err, 'problem', err)})")
+        raise UserError(f"config file {path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if data is None or data == {}:
+        raise UserError(f"config file {path} is empty (no keys, at most comments); give at least one section or include")
     if not isinstance(data, dict):
         raise UserError(f"config file {path}: expected a mapping of sections at the top level")
     includes = data.pop("include", []) or []
@@ -219,7 +297,21 @@ def read_yaml(path: str | Path, _seen: tuple = ()) -> dict:
     for inc in includes:
         inc_path = _resolve_include(path, inc)
         merged = deep_merge(merged, read_yaml(inc_path, _seen + (path.resolve(),)))
+    _BOOL_WORDS.update(bool_words)  # after the includes', as this file's keys win
     return deep_merge(merged, data)
+
+
+def _read_utf8(path: Path) -> str:
+    """The file's text; anything but UTF-8 (a BOM allowed) is one line naming the file."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise UserError(
+            f"config file {path} line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); config files must be "
+            "UTF-8: re-save it as UTF-8"
+        ) from None
 
 
 def _resolve_include(path: Path, inc: str) -> Path:
