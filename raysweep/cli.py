@@ -8,7 +8,7 @@ import sys
 
 from raysweep import __version__
 from raysweep.commands import COMMANDS
-from raysweep.errors import UserError
+from raysweep.errors import find_user_error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,12 +41,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         result = args._run(args)
-    except UserError as err:
-        print(f"raysweep {args.command}: error: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"raysweep {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a user error raised in a Ray worker arrives wrapped: report its one line
+        err = find_user_error(exc)
+        if err is None:
+            raise
+        print(f"raysweep {args.command}: error: {err}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

@@ -1,22 +1,64 @@
-"""Errors meant for people: one line naming the culprit and the fix; the CLI exits with status 2."""
+"""Errors meant for people: one line naming the culprit and the fix; the CLI exits with status 2.
+
+Project exceptions pickle (they cross Ray's process boundaries: a trial or a Train worker that
+raises one hands it to the driver intact), and :func:`find_user_error` digs one out of the
+wrappers that Ray, Ray Train and Ray Tune put around it.
+"""
+
+from __future__ import annotations
 
 
 class UserError(Exception):
     """Bad input from the user (config, CLI argument, file, model name). Printed as one line."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __reduce__(self):
+        return (type(self), (self.message,))
 
 
 class ConfigError(UserError):
     """A config value or key is wrong. ``key`` is the dotted path of the culprit."""
 
     def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}" if key else message)
         self.key = key
         self.message = message
-        super().__init__(f"{key}: {message}" if key else message)
+
+    def __reduce__(self):
+        return (type(self), (self.key, self.message))
 
     def under(self, prefix: str) -> "ConfigError":
         """The same error with its key placed under ``prefix``."""
         key = f"{prefix}.{self.key}" if self.key else prefix
         return ConfigError(key, self.message)
+
+
+def find_user_error(exc: BaseException | None, _depth: int = 0) -> UserError | None:
+    """The :class:`UserError` inside ``exc`` (itself, its causes, or what Ray wrapped), or None.
+
+    Looks through ``__cause__``/``__context__``, Ray's ``RayTaskError.cause`` (and
+    ``as_instanceof_cause``), Ray Train's ``worker_failures`` and Tune's ``error``/``errors`` attributes.
+    """
+    if exc is None or _depth > 12:
+        return None
+    cause = getattr(exc, "cause", None)  # RayTaskError(ConfigError) is a ConfigError whose text is a traceback
+    if isinstance(exc, UserError) and not isinstance(cause, BaseException):
+        return exc
+    inner: list = [cause, exc.__cause__, exc.__context__, getattr(exc, "error", None)]
+    failures = getattr(exc, "worker_failures", None) or getattr(exc, "errors", None)
+    if isinstance(failures, dict):
+        inner.extend(failures.values())
+    elif isinstance(failures, (list, tuple)):
+        inner.extend(failures)
+    for candidate in inner:
+        if isinstance(candidate, BaseException) and candidate is not exc:
+            found = find_user_error(candidate, _depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 def did_you_mean(name: str, known) -> str:
