@@ -16,7 +16,13 @@ from raysweep.parsing import parse_area
 
 
 def predict_rows(built, rows: list[dict], mode: str = "choice", batch_size: int = 16, max_new_tokens: int = 15, progress=None):
-    """Predictions for ``rows`` in batches (no gradients, model in eval mode)."""
+    """Predictions for ``rows`` in batches (no gradients, model in eval mode).
+
+    Returns:
+        ``(predictions, errors)``: one prediction per row, and ``{row index: "Type: message"}`` for the
+        rows the family could not take (their prediction is area -1). When every row fails, the
+        first error is raised instead.
+    """
     import torch
 
     from raysweep.models import get_family
@@ -24,16 +30,42 @@ def predict_rows(built, rows: list[dict], mode: str = "choice", batch_size: int 
     family = get_family(built.family)
     was_training = built.model.training
     built.model.eval()
-    preds = []
+    preds, errors = [], []
     try:
         with torch.no_grad():
             for start in range(0, len(rows), batch_size):
-                preds.extend(family.predict(built, rows[start : start + batch_size], mode=mode, max_new_tokens=max_new_tokens))
+                batch = rows[start : start + batch_size]
+                got, failed = _predict_batch(family, built, batch, mode, max_new_tokens)
+                preds.extend(got)
+                errors.extend((start + i, err) for i, err in failed)
                 if progress:
                     progress(len(preds), len(rows))
     finally:
         built.model.train(was_training)
-    return preds
+    if errors and len(errors) == len(rows):
+        raise errors[0][1]  # every row failed: a fault of the model or the set, not of one row
+    return preds, {i: f"{type(err).__name__}: {err}" for i, err in errors}
+
+
+def _predict_batch(family, built, batch: list[dict], mode: str, max_new_tokens: int):
+    """Predictions of a batch; when it fails, row by row, so that one row the family cannot take
+    (an image its processor refuses, a damaged file) fails alone: area -1 and its error."""
+    from raysweep.models.base import Prediction
+
+    # Any exception: a systematic fault fails every row, and predict_rows raises it then.
+    try:
+        return family.predict(built, batch, mode=mode, max_new_tokens=max_new_tokens), []
+    except Exception as err:  # noqa: BLE001
+        if len(batch) == 1:
+            return [Prediction(-1)], [(0, err)]
+    preds, failed = [], []
+    for i, row in enumerate(batch):
+        try:
+            preds.extend(family.predict(built, [row], mode=mode, max_new_tokens=max_new_tokens))
+        except Exception as err:  # noqa: BLE001
+            preds.append(Prediction(-1))
+            failed.append((i, err))
+    return preds, failed
 
 
 def evaluate_rows(
@@ -45,21 +77,23 @@ def evaluate_rows(
     Returns:
         Flat metric keys (``acc``, ``acc_ci_low``, ``acc_ci_high``, ``macro_acc``, ``acc/<area_slug>``,
         ``pred_frac/<area_slug>``, ``parse_fail_rate``, ``center_bias``, ``n``, ``seconds``,
-        ``rows_per_s``) plus non-scalar entries ``confusion`` (9x9 list), ``per_area``, ``pred_dist``,
+        ``rows_per_s``, ``failed_rows``: rows that failed alone, scored wrong with their ``error`` in
+        ``predictions``) plus non-scalar entries ``confusion`` (9x9 list), ``per_area``, ``pred_dist``,
         ``predictions`` (one dict per row) and ``mode``/``leniency``. :func:`scalar_metrics` keeps
         only the numbers.
     """
     started = time.perf_counter()
-    preds = predict_rows(built, rows, mode, batch_size, max_new_tokens, progress)
+    preds, errors = predict_rows(built, rows, mode, batch_size, max_new_tokens, progress)
     seconds = time.perf_counter() - started
     areas = [p.area if mode == "choice" else parse_area(p.text, built.area_names, leniency) for p in preds]
     targets = [int(r["area"]) for r in rows]
     result = metrics.summary(targets, areas, len(built.area_names))
     result.update(mode=mode, leniency=leniency if mode == "generate" else "n/a", seconds=seconds,
-                  rows_per_s=len(rows) / seconds if seconds else 0.0)
+                  rows_per_s=len(rows) / seconds if seconds else 0.0, failed_rows=len(errors))
     result["predictions"] = [
-        {"scene_id": r.get("scene_id"), "area": t, "pred": a, "text": p.text, **({"new_tokens": p.new_tokens} if mode == "generate" else {})}
-        for r, t, a, p in zip(rows, targets, areas, preds)
+        {"scene_id": r.get("scene_id"), "area": t, "pred": a, "text": p.text, **({"new_tokens": p.new_tokens} if mode == "generate" else {}),
+         **({"error": errors[i]} if i in errors else {})}
+        for i, (r, t, a, p) in enumerate(zip(rows, targets, areas, preds))
     ]
     if mode == "generate":
         result["mean_new_tokens"] = sum(p.new_tokens for p in preds) / max(1, len(preds))
@@ -98,7 +132,8 @@ def format_table(result: dict, area_names: list[str]) -> str:
         f"mode {result['mode']}  n={result['n']}  acc {result['acc']:.1%} "
         f"[{result['acc_ci_low']:.1%}, {result['acc_ci_high']:.1%}]  macro {result['macro_acc']:.1%}  "
         f"parse failures {result['parse_fail_rate']:.1%}  centre bias {result['center_bias']:.1%}  "
-        f"({result['rows_per_s']:.1f} rows/s)",
+        f"({result['rows_per_s']:.1f} rows/s)"
+        + (f"  FAILED rows {result['failed_rows']} (scored wrong; errors in predictions.jsonl)" if result.get("failed_rows") else ""),
     ]
     side = int(round(len(area_names) ** 0.5))
     for label, values in (("accuracy by target area", result["per_area"]), ("share of predictions", result["pred_dist"])):

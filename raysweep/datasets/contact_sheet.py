@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import math
 
 from PIL import Image, ImageDraw
 
 from raysweep.datasets.store import read_dataset
+from raysweep.images import DECODE_ERRORS, load_rgb
 
 
 def contact_sheet(path, n: int = 16, tile: int = 224, columns: int | None = None, seed: int = 0) -> Image.Image:
@@ -27,10 +27,14 @@ def contact_sheet(path, n: int = 16, tile: int = 224, columns: int | None = None
     draw = ImageDraw.Draw(sheet)
     data = table.take(picks).to_pylist()
     for k, row in enumerate(data):
-        img = Image.open(io.BytesIO(row["image"])).convert("RGB")
-        img.thumbnail((tile, tile))
         x, y = (k % columns) * tile, (k // columns) * (tile + caption)
-        sheet.paste(img, (x + (tile - img.width) // 2, y + (tile - img.height) // 2))
+        try:
+            img = load_rgb(row["image"])  # the pixels the models see
+        except DECODE_ERRORS as err:  # one damaged image is drawn as a note, not the end of the sheet
+            draw.text((x + 4, y + tile // 2), f"unreadable: {type(err).__name__}", fill=(255, 120, 120))
+        else:
+            img.thumbnail((tile, tile))
+            sheet.paste(img, (x + (tile - img.width) // 2, y + (tile - img.height) // 2))
         target = row["category"] or f"{row['color']} {row['shape']}"
         draw.text((x + 4, y + tile + 2), target, fill=(230, 230, 230))
         draw.text((x + 4, y + tile + 15), f"-> {row['answer']}", fill=(120, 255, 120))

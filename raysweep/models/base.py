@@ -11,7 +11,6 @@ text including the prefix), ``answer`` (area name) and ``area`` (0..8), as in th
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,12 +65,11 @@ class Built:
 
 
 def load_image(image):
-    """A PIL RGB image from bytes or a PIL image."""
-    from PIL import Image
+    """8-bit RGB from bytes or a PIL image, decoded by the rule every consumer shares
+    (:func:`raysweep.images.load_rgb`: EXIF orientation applied, any mode converted correctly)."""
+    from raysweep.images import load_rgb
 
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        image = Image.open(io.BytesIO(bytes(image)))
-    return image.convert("RGB")
+    return load_rgb(image)
 
 
 def override_normalisation(image_processor, model_cfg) -> None:

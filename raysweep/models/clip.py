@@ -26,6 +26,10 @@ class Clip(Family):
     default_checkpoint = "openai/clip-vit-large-patch14-336"
     checkpoints = ("openai/clip-vit-large-patch14-336",)
     tiny = "84 px, patch 28, two 64x2 towers, area names as single tokens, ~0.35M params"
+    # Input limits (raysweep.images.family_input_limits): none known; the shortest side is resized
+    # and the centre cropped, so 1x1 and 1x300 images pass.
+    min_side = 1
+    max_aspect_ratio = None
 
     def default_lora_targets(self, vision: bool):
         return ["q_proj", "k_proj", "v_proj"]  # both towers, always

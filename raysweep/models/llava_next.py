@@ -29,6 +29,10 @@ class LlavaNext(ChatVLMFamily):
     default_checkpoint = "llava-hf/llava-v1.6-vicuna-7b-hf"
     checkpoints = ("llava-hf/llava-v1.6-vicuna-7b-hf", "llava-hf/llava-v1.6-vicuna-13b-hf")
     tiny = "84 px, patch 28, CLIP tower 64x2 + Llama 128x4, area names as single tokens, ~1.1M params"
+    # Input limits (raysweep.images.family_input_limits): none known; anyres resizes into the best
+    # grid pinpoint and pads, so 1x1 and 1x300 images pass.
+    min_side = 1
+    max_aspect_ratio = None
     answer_sep = " "
 
     def default_lora_targets(self, vision: bool):

@@ -68,6 +68,10 @@ class Molmo(Family):
     default_checkpoint = "allenai/Molmo-7B-O-0924"
     checkpoints = ("allenai/Molmo-7B-O-0924",)
     tiny = "none: transformers has no native Molmo-0924 class (its code lives on the Hub)"
+    # Input limits (raysweep.images.family_input_limits): none stated by the Hub code and none
+    # verified here (its preprocessing needs the remote code); a row it refuses fails alone in eval.
+    min_side = 1
+    max_aspect_ratio = None
 
     def default_lora_targets(self, vision: bool):
         return ["att_proj", "wq", "wk", "wv"] if vision else ["att_proj"]

@@ -71,6 +71,11 @@ class Qwen2VL(ChatVLMFamily):
     default_checkpoint = "Qwen/Qwen2-VL-7B-Instruct"
     checkpoints = ("Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2-VL-2B-Instruct")
     tiny = "84 px -> 9 merged image tokens, ViT 64x2 + Qwen2 128x4 (rope_theta 1), area names as single tokens, ~1.2M params"
+    # Input limits (raysweep.images.family_input_limits): the image processor's smart_resize raises
+    # ValueError for max(h, w) / min(h, w) > 200; it has no minimum side (transformers >= 5 rounds a
+    # side up to the 28 px factor; 1x1 and 1x200 images pass).
+    min_side = 1
+    max_aspect_ratio = 200.0
 
     def default_lora_targets(self, vision: bool):
         # The LM's q/k/v; the vision blocks' fused attn.qkv as an option (the lab's runs used it).
