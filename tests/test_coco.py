@@ -1,9 +1,11 @@
 """COCO Absolute Position sets: the real tinycoco photos, plus small COCO files made here for edge cases."""
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -145,12 +147,18 @@ def test_existing_output_needs_overwrite(tinycoco_sets, tmp_path, capsys):
 CATEGORIES = [{"id": 1, "name": "person"}, {"id": 2, "name": "dog"}, {"id": 3, "name": "cat"}]
 
 
+def ramp(size=(90, 60)) -> Image.Image:
+    """An RGB image with content (a flat one is skipped as blank)."""
+    w, h = size
+    return Image.fromarray(np.stack([np.add.outer(np.arange(h) * 2, np.arange(w) * 2) % 256] * 3, -1).astype(np.uint8))
+
+
 def write_coco(tmp_path: Path, images: list[dict], annotations: list[dict], categories=CATEGORIES, jpeg_size=(90, 60)) -> tuple[Path, Path]:
     """A COCO file plus one JPEG per distinct file name (of ``jpeg_size``) in tmp_path/images."""
     folder = tmp_path / "images"
     folder.mkdir(exist_ok=True)
     for im in images:
-        Image.new("RGB", jpeg_size, (90, 120, 200)).save(folder / im["file_name"], format="JPEG")
+        ramp(jpeg_size).save(folder / im["file_name"], format="JPEG")
     for i, a in enumerate(annotations):
         a.setdefault("id", i + 1)
         a.setdefault("iscrowd", 0)
@@ -280,7 +288,7 @@ def grid_coco(tmp_path: Path, n_images: int = 90) -> tuple[Path, Path]:
         anns.append({"image_id": i + 1, "category_id": 1 + i % 3, "bbox": box_at(cx, cy, size, size)})
     folder = tmp_path / "images"
     folder.mkdir()
-    Image.new("RGB", (90, 60)).save(folder / "shared.jpg", format="JPEG")
+    ramp((90, 60)).save(folder / "shared.jpg", format="JPEG")
     for k, a in enumerate(anns):
         a.update(id=k + 1, iscrowd=0)
     path = tmp_path / "instances_grid.json"
@@ -356,3 +364,144 @@ def test_area_heatmap_is_general(tmp_path):
     assert Image.open(path).format == "PNG"
     with pytest.raises(ValueError, match="square number"):
         area_heatmap([1, 2, 3], "bad", tmp_path / "bad.png")
+
+
+# --- images: frames, modes, damage, sizes (inputs built here with PIL) --------------------------------
+
+
+def tagged_photo(folder: Path, name: str, displayed: Image.Image, orient: int) -> None:
+    """A JPEG whose raw pixels are ``displayed`` turned so that EXIF ``orient`` shows it as ``displayed``."""
+    undo = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270, 3: Image.Transpose.ROTATE_180}[orient]
+    exif = Image.Exif()
+    exif[0x0112] = orient
+    displayed.transpose(undo).save(folder / name, format="JPEG", quality=95, exif=exif)
+
+
+def photo_with_block(size=(120, 60), block=(0, 0, 30, 15)) -> Image.Image:
+    """A textured photo with a white block (where the box is)."""
+    photo = ramp(size).point(lambda v: v // 3)
+    photo.paste((255, 255, 255), block)
+    return photo
+
+
+def decoded_rows(path: Path) -> list[tuple[dict, Image.Image]]:
+    return [(r, Image.open(io.BytesIO(r["image"]))) for r in read_dataset(path).to_pylist()]
+
+
+def test_photo_annotated_as_displayed_is_kept_in_the_displayed_frame(tmp_path, capsys):
+    ann, folder = write_coco(tmp_path, [], [])
+    tagged_photo(folder, "rot.jpg", photo_with_block(), 6)  # raw pixels 60x120, displayed 120x60
+    ann.write_text(json.dumps({"images": [{"id": 1, "file_name": "rot.jpg", "width": 120, "height": 60}],
+                               "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [0, 0, 30, 15], "iscrowd": 0}],
+                               "categories": CATEGORIES}))  # fmt: skip
+    rc, _, _ = build(capsys, ann, folder, tmp_path / "out")
+    assert rc == 0  # was dropped as a size mismatch
+    [(row, stored)] = decoded_rows(tmp_path / "out")
+    assert row["answer"] == "top left" and (row["width"], row["height"]) == (120, 60)
+    assert stored.format == "PNG" and 0x0112 not in stored.getexif()  # re-encoded in the frame, tag gone
+    assert stored.size == (120, 60) and min(stored.getpixel((5, 5))) > 200  # the box holds the white block
+    images = read_manifest(tmp_path / "out")["images"]["orientation_tagged"]
+    assert images == {"displayed_frame": 1, "stored_frame": 0, "ambiguous_took_displayed": 0, "reencoded_png": 1}
+    sheet = contact_sheet(tmp_path / "out", n=1, tile=120)
+    assert min(sheet.getpixel((5, 30 + 5))) > 200  # the contact sheet shows the same frame (tile centred vertically)
+
+
+def test_photo_annotated_in_its_raw_frame_keeps_its_raw_pixels(tmp_path, capsys):
+    ann, folder = write_coco(tmp_path, [], [])
+    tagged_photo(folder, "rot.jpg", photo_with_block(), 6)  # the raw frame (60x120) has the block at bottom left
+    raw = Image.open(folder / "rot.jpg")
+    assert raw.size == (60, 120) and min(raw.convert("RGB").getpixel((5, 115))) > 200
+    ann.write_text(json.dumps({"images": [{"id": 1, "file_name": "rot.jpg", "width": 60, "height": 120}],
+                               "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [0, 90, 15, 30], "iscrowd": 0}],
+                               "categories": CATEGORIES}))  # fmt: skip
+    assert build(capsys, ann, folder, tmp_path / "out")[0] == 0
+    [(row, stored)] = decoded_rows(tmp_path / "out")
+    assert row["answer"] == "bottom left"
+    # Without the tag every viewer and model sees the raw frame, in which the answer was computed.
+    assert 0x0112 not in stored.getexif() and stored.size == (60, 120) and min(stored.getpixel((5, 115))) > 200
+    assert read_manifest(tmp_path / "out")["images"]["orientation_tagged"]["stored_frame"] == 1
+
+
+@pytest.mark.parametrize("orient, size", [(6, (60, 60)), (3, (120, 60))])
+def test_frames_of_the_same_size_take_the_displayed_one_and_are_counted(tmp_path, capsys, orient, size):
+    ann, folder = write_coco(tmp_path, [], [])
+    tagged_photo(folder, "amb.jpg", photo_with_block(size), orient)
+    ann.write_text(json.dumps({"images": [{"id": 1, "file_name": "amb.jpg", "width": size[0], "height": size[1]}],
+                               "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": [0, 0, 30, 15], "iscrowd": 0}],
+                               "categories": CATEGORIES}))  # fmt: skip
+    assert build(capsys, ann, folder, tmp_path / "out")[0] == 0
+    [(row, stored)] = decoded_rows(tmp_path / "out")
+    assert row["answer"] == "top left" and min(stored.getpixel((5, 5))) > 200
+    tagged = read_manifest(tmp_path / "out")["images"]["orientation_tagged"]
+    assert tagged["ambiguous_took_displayed"] == 1 and tagged["displayed_frame"] == 1
+
+
+def test_tagged_photo_of_neither_size_is_a_mismatch_that_names_both_frames(tmp_path, capsys):
+    ann, folder = write_coco(tmp_path, [image(1)], [{"image_id": 1, "category_id": 2, "bbox": box_at(45, 30)}])
+    tagged_photo(folder, "rot.jpg", photo_with_block(), 6)
+    ann.write_text(json.dumps({"images": [image(1), {"id": 2, "file_name": "rot.jpg", "width": 121, "height": 60}],
+                               "annotations": [{"id": 1, "image_id": 1, "category_id": 2, "bbox": box_at(45, 30), "iscrowd": 0},
+                                               {"id": 2, "image_id": 2, "category_id": 2, "bbox": [0, 0, 30, 15], "iscrowd": 0}],
+                               "categories": CATEGORIES}))  # fmt: skip
+    assert build(capsys, ann, folder, tmp_path / "out")[0] == 0
+    assert read_manifest(tmp_path / "out")["skipped"] == {"image_size_mismatch": {"count": 1, "first_ids": [2]}}
+    rc, _, err = build(capsys, ann, folder, tmp_path / "strict", "--strict")
+    assert_one_line_error(rc, err, "rot.jpg is 60x120 (120x60 displayed, EXIF orientation 6), annotated 121x60")
+
+
+def test_high_bit_depth_and_alpha_images_are_kept_and_flat_ones_skipped(tmp_path, capsys):
+    ann, folder = write_coco(tmp_path, [], [])
+    values = (np.add.outer(np.arange(60), np.arange(90)) * 100 + 20000).astype(np.uint16)
+    Image.fromarray(values).save(folder / "deep.png")  # 16-bit grey: all white after a bare convert("RGB")
+    alpha = np.zeros((60, 90, 4), np.uint8)
+    alpha[:, 45:, 3] = 255
+    Image.fromarray(alpha, "RGBA").save(folder / "alpha.png")  # content in alpha only: all black after convert("RGB")
+    Image.new("RGB", (90, 60), (90, 120, 200)).save(folder / "flat.png")
+    Image.fromarray(np.full((60, 90), 40000, np.uint16)).save(folder / "flat16.png")
+    names = ["deep.png", "alpha.png", "flat.png", "flat16.png"]
+    ann.write_text(json.dumps({"images": [{"id": i + 1, "file_name": n, "width": 90, "height": 60} for i, n in enumerate(names)],
+                               "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 2, "bbox": box_at(45, 30), "iscrowd": 0} for i in range(4)],
+                               "categories": CATEGORIES}))  # fmt: skip
+    assert build(capsys, ann, folder, tmp_path / "out")[0] == 0
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest["rows"] == 2 and manifest["skipped"] == {"image_blank": {"count": 2, "first_ids": [3, 4]}}
+    assert read_dataset(tmp_path / "out").column("image_id").to_pylist() == [1, 2]
+    sheet = np.asarray(contact_sheet(tmp_path / "out", n=2, columns=2, tile=90))
+    assert sheet[15:75, :90].std() > 10  # the 16-bit tile has its ramp, not a white square
+    assert sheet[40, 100].min() == 255 and sheet[40, 170].max() == 0  # alpha tile: white left half, black right
+
+
+def test_a_truncated_jpeg_is_a_counted_skip_not_a_crash_later(tmp_path, capsys):
+    ann, folder = write_coco(tmp_path, [image(1), image(2)], [
+        {"image_id": 1, "category_id": 2, "bbox": box_at(45, 30)},
+        {"image_id": 2, "category_id": 2, "bbox": box_at(45, 30)},
+    ])  # fmt: skip
+    path = folder / image(2)["file_name"]
+    ramp().save(path, format="JPEG", quality=95)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 6 // 10])
+    assert Image.open(path).size == (90, 60)  # the header is intact
+    assert build(capsys, ann, folder, tmp_path / "out")[0] == 0
+    skipped = read_manifest(tmp_path / "out")["skipped"]
+    assert list(skipped) == ["image_damaged"] and skipped["image_damaged"]["first_ids"] == [2]
+    assert main(["show", str(tmp_path / "out"), "--n", "1", "--out", str(tmp_path / "sheet.png")]) == 0
+    rc, _, err = build(capsys, ann, folder, tmp_path / "strict", "--strict")
+    assert_one_line_error(rc, err, "images id 2", "does not decode fully", "truncated")
+
+
+def test_images_outside_a_family_limit_are_skipped_for_every_family(tmp_path, capsys):
+    sizes = {"wide.png": (300, 1), "tall.png": (1, 250), "ok.png": (300, 2), "edge.png": (200, 1)}
+    ann, folder = write_coco(tmp_path, [], [])
+    for name, size in sizes.items():
+        ramp(size).save(folder / name)
+    ann.write_text(json.dumps({"images": [{"id": i + 1, "file_name": n, "width": w, "height": h} for i, (n, (w, h)) in enumerate(sizes.items())],
+                               "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 2, "bbox": [0, 0, 1, 1], "iscrowd": 0} for i in range(4)],
+                               "categories": CATEGORIES}))  # fmt: skip
+    rc, out, _ = build(capsys, ann, folder, tmp_path / "out")
+    assert rc == 0 and "wrote 2 questions" in out
+    manifest = read_manifest(tmp_path / "out")
+    assert manifest["skipped"] == {"image_outside_family_limits": {"count": 2, "first_ids": [1, 2]}}
+    assert manifest["images"]["family_input_limits"]["max_aspect_ratio"] == 200
+    assert manifest["images"]["family_input_limits"]["set_by"] == {"max_aspect_ratio": "qwen2-vl"}
+    rc, _, err = build(capsys, ann, folder, tmp_path / "strict", "--strict")
+    assert_one_line_error(rc, err, "wide.png (300x1)", "aspect ratio 300 is over 200", "qwen2-vl")
+

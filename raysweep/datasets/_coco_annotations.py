@@ -25,7 +25,10 @@ SKIP_REASONS = {
     "box_outside_image": "bbox {detail} lies outside the image",
     "image_file_missing": "image file {detail} not found",
     "image_unreadable": "image file {detail} is not a readable image",
+    "image_damaged": "image file {detail} does not decode fully (damaged or truncated)",
     "image_size_mismatch": "image file {detail}",
+    "image_blank": "image file {detail} is blank: pixel standard deviation under 1 (0-255) after conversion",
+    "image_outside_family_limits": "image file {detail}",
 }
 
 

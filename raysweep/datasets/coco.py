@@ -2,12 +2,13 @@
 
 A category is asked about only when it appears exactly once in its image; crowd annotations count as
 appearances but are never asked about. The answer is the 3x3 area (by thirds of the image width and
-height) of the box centre. Rows use the Parquet layout of the synthetic sets, with the original JPEG
-bytes as ``image``.
+height) of the box centre. Rows use the Parquet layout of the synthetic sets, with the original file
+bytes as ``image``, or PNG bytes re-encoded in the annotated frame when the file has an EXIF
+orientation tag (see :mod:`raysweep.images` for the frame rule).
 
-Bad input stops with one line naming the file and the item (a malformed file or annotation), or is a
-counted skip recorded in the manifest (an annotation whose image or category is missing, a zero-size
-or out-of-image box, a missing or mismatching image file); ``strict`` turns every skip into an error.
+Bad input stops with one line naming the file and the item (a malformed file or annotation), or is a counted skip recorded in the manifest (an annotation whose image or category is missing,
+a zero-size or out-of-image box, an image file that is missing, damaged, blank, of neither annotated
+frame's size, or outside a supported family's input limits); ``strict`` turns every skip into an error.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ from raysweep.config import AREA_NAMES, DataConfig
 from raysweep.datasets._coco_annotations import CocoIndex, SkipLog, load_annotations
 from raysweep.datasets.store import DatasetWriter, rows_to_table
 from raysweep.errors import UserError, did_you_mean
+from raysweep.images import (
+    DECODE_ERRORS,
+    MIN_STD,
+    InputLimits,
+    choose_frame,
+    displayed_size,
+    encode_png,
+    family_input_limits,
+    load_rgb,
+    open_image,
+    orientation,
+    pixel_std,
+)
 from raysweep.scenes.layout import area_of_point
 
 TEMPLATE = "Where is the {category}? Choose from [{options}]."
@@ -162,36 +176,67 @@ def select_candidates(index: CocoIndex, opts: CocoOptions, skips: SkipLog, filte
     return questions
 
 
-def check_image_files(questions: list[Question], index: CocoIndex, images_dir: Path, skips: SkipLog, progress: bool) -> list[Question]:
-    """Drop the questions whose image file is missing, unreadable or of another size than annotated.
+@dataclass(frozen=True)
+class ImageCheck:
+    """How a kept image is stored: in which frame, and whether as re-encoded PNG bytes."""
 
-    Reads only the file header (no decoding), once per image.
+    frame: str  # "stored" (the raw pixels) or "displayed" (EXIF orientation applied)
+    reencode: bool  # the file carries an orientation tag: the row holds PNG bytes in `frame`, tag-free
+    ambiguous: bool = False  # both frames have the annotated size; the displayed one was taken
+
+
+def check_image_files(
+    questions: list[Question], index: CocoIndex, images_dir: Path, skips: SkipLog, progress: bool, limits: InputLimits,
+) -> tuple[list[Question], dict[int, ImageCheck]]:
+    """Keep the questions whose image is usable; returns them and one :class:`ImageCheck` per image.
+
+    Each image is decoded fully, once (a truncated file fails here, not in a model). Skipped (counted)
+    are images that are missing, unreadable or damaged, have the annotated width/height in neither
+    frame (:func:`raysweep.images.choose_frame`), are blank after conversion, or lie outside the
+    input limits of a supported family.
     """
     from PIL import Image, UnidentifiedImageError
 
     by_image: dict[int, list[Question]] = {}
     for q in questions:
         by_image.setdefault(q.image_id, []).append(q)
-    kept = []
+    kept, checks = [], {}
     for image_id, qs in _progress(by_image.items(), len(by_image), "check images", progress, "img"):
         image = index.images[image_id]
         file = images_dir / image["file_name"]
         item = f"images id {image_id}"
+        annotated = (image["width"], image["height"])
         try:
-            with Image.open(file) as im:
-                size = im.size
+            with open_image(file) as im:
+                stored, orient = im.size, orientation(im)
+                frame, ambiguous = choose_frame(annotated, stored, orient)
+                if frame is None:
+                    shown = f"{stored[0]}x{stored[1]}"
+                    if orient != 1:
+                        shown += " ({}x{} displayed, EXIF orientation {})".format(*displayed_size(stored, orient), orient)
+                    skips.add("image_size_mismatch", item, image_id, f"{file} is {shown}, annotated {annotated[0]}x{annotated[1]}", n=len(qs))
+                    continue
+                rgb = load_rgb(im, frame)
         except FileNotFoundError:
             skips.add("image_file_missing", item, image_id, file, n=len(qs))
             continue
-        except (UnidentifiedImageError, OSError):
-            skips.add("image_unreadable", item, image_id, file, n=len(qs))
+        except (UnidentifiedImageError, PermissionError, IsADirectoryError, Image.DecompressionBombError) as err:
+            skips.add("image_unreadable", item, image_id, f"{file} ({type(err).__name__})", n=len(qs))
             continue
-        if size != (image["width"], image["height"]):
-            detail = f"{file} is {size[0]}x{size[1]}, annotated {image['width']}x{image['height']}"
-            skips.add("image_size_mismatch", item, image_id, detail, n=len(qs))
+        except DECODE_ERRORS as err:
+            skips.add("image_damaged", item, image_id, f"{file} ({type(err).__name__}: {err})", n=len(qs))
             continue
+        std = pixel_std(rgb)
+        if std < MIN_STD:
+            skips.add("image_blank", item, image_id, f"{file} (standard deviation {std:.2f})", n=len(qs))
+            continue
+        problem = limits.problem(*rgb.size)
+        if problem:
+            skips.add("image_outside_family_limits", item, image_id, f"{file} ({rgb.size[0]}x{rgb.size[1]}): {problem}", n=len(qs))
+            continue
+        checks[image_id] = ImageCheck(frame, reencode=orient != 1, ambiguous=ambiguous)
         kept.extend(qs)
-    return kept
+    return kept, checks
 
 
 def apply_caps(questions: list[Question], opts: CocoOptions, filtered: Counter) -> list[Question]:
@@ -236,7 +281,7 @@ def question_text(category: str, seed: int, question_index: int) -> str:
     return TEMPLATE.format(category=category, options=", ".join(AREA_NAMES[i] for i in order))
 
 
-def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_dir: Path, split: str, seed: int, cache: dict) -> dict:
+def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_dir: Path, checks: dict[int, ImageCheck], split: str, seed: int, cache: dict) -> dict:
     cols: dict[str, list] = {k: [] for k in (
         "scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "area",
         "cell_row", "cell_col", "shape", "color", "size", "n_distractors", "distractors", "seed",
@@ -247,9 +292,12 @@ def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_
         if cache.get("id") != q.image_id:  # questions are sorted by image: read each file once
             file = images_dir / image["file_name"]
             try:
-                cache.update(id=q.image_id, bytes=file.read_bytes())
-            except OSError as err:
-                raise UserError(f"{file}: cannot read image ({err.strerror or err}); it was readable moments ago") from None
+                data = file.read_bytes()
+                if checks[q.image_id].reencode:  # in the annotated frame, with no orientation tag left
+                    data = encode_png(load_rgb(data, checks[q.image_id].frame))
+            except DECODE_ERRORS as err:
+                raise UserError(f"{file}: cannot read image ({getattr(err, 'strerror', None) or err}); it was readable moments ago") from None
+            cache.update(id=q.image_id, bytes=data)
         question = question_text(q.category, seed, first_id + offset)
         cols["scene_id"].append(first_id + offset)
         cols["split"].append(split)
@@ -288,7 +336,8 @@ def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None
     filtered: Counter = Counter()
     index = load_annotations(annotations, skips)
     candidates = select_candidates(index, opts, skips, filtered)
-    candidates = check_image_files(candidates, index, images_dir, skips, progress)
+    limits = family_input_limits()
+    candidates, checks = check_image_files(candidates, index, images_dir, skips, progress, limits)
     before_caps = Counter(q.area for q in candidates)
     questions = apply_caps(candidates, opts, filtered)
     if not questions:
@@ -301,7 +350,7 @@ def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None
         bar = _progress(None, len(questions), f"write {split}", progress, "q")
         for part, start in enumerate(starts):
             chunk = questions[start : start + opts.rows_per_part]
-            writer.write_part(part, rows_to_table(_columns(chunk, start, index, images_dir, split, opts.seed, cache)))
+            writer.write_part(part, rows_to_table(_columns(chunk, start, index, images_dir, checks, split, opts.seed, cache)))
             bar.update(len(chunk))
         bar.close()
         area_heatmap(distribution, f"COCO {split}: questions per area (n={len(questions)})", writer.staging / "area_distribution.png", cbar_label="questions")
@@ -327,6 +376,7 @@ def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None
                 "images_asked_about": len({q.image_id for q in questions}),
             },
             "skipped": skips.report(),
+            "images": _image_counts([checks[i] for i in sorted({q.image_id for q in questions})], limits),
             "filtered": {k: filtered[k] for k in ("not_single", "crowd", "category_excluded", "below_min_box_frac", "near_third_line", "capped", "limit")},
             "area_counts": distribution,
             "area_counts_before_caps": [before_caps.get(a, 0) for a in range(SIDE * SIDE)],
@@ -334,6 +384,20 @@ def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None
             "near_third_line_by_margin": _near_line_counts(questions, index),
         }
         return writer.publish(manifest)
+
+
+def _image_counts(checks: list[ImageCheck], limits: InputLimits) -> dict:
+    """Frames of the kept images that carry an orientation tag, and the limits they were screened with."""
+    tagged = [c for c in checks if c.reencode]
+    return {
+        "orientation_tagged": {
+            "displayed_frame": sum(c.frame == "displayed" for c in tagged),
+            "stored_frame": sum(c.frame == "stored" for c in tagged),
+            "ambiguous_took_displayed": sum(c.ambiguous for c in tagged),
+            "reencoded_png": len(tagged),
+        },
+        "family_input_limits": limits.as_dict(),
+    }
 
 
 def _near_line_counts(questions: list[Question], index: CocoIndex) -> dict[str, int]:
