@@ -505,3 +505,30 @@ def test_images_outside_a_family_limit_are_skipped_for_every_family(tmp_path, ca
     rc, _, err = build(capsys, ann, folder, tmp_path / "strict", "--strict")
     assert_one_line_error(rc, err, "wide.png (300x1)", "aspect ratio 300 is over 200", "qwen2-vl")
 
+
+# --- duplicate ids -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "images, annotations, categories, needles",
+    [
+        ([image(1)], [{"id": 7, "image_id": 1, "bbox": box_at(45, 30)}, {"id": 7, "image_id": 1, "bbox": box_at(10, 10)}], CATEGORIES,
+         ["annotations[1] (id 7)", "duplicate annotation id 7"]),
+        ([image(1), {**image(1), "file_name": "other.jpg"}], [{"id": 1, "image_id": 1, "bbox": box_at(45, 30)}], CATEGORIES,
+         ["images[1] (id 1)", "duplicate image id 1"]),
+        ([image(1)], [{"id": 1, "image_id": 1, "bbox": box_at(45, 30)}], [*CATEGORIES, {"id": 2, "name": "horse"}],
+         ["categories[3] (id 2)", "duplicate category id 2"]),
+    ],
+)  # fmt: skip
+def test_duplicate_ids_are_one_line_errors_naming_file_and_id(tmp_path, capsys, images, annotations, categories, needles):
+    ann, folder = write_coco(tmp_path, images, annotations, categories)
+    rc, _, err = build(capsys, ann, folder, tmp_path / "out")
+    assert_one_line_error(rc, err, str(ann), *needles, "its own id")
+    assert not (tmp_path / "out").exists()
+
+
+def test_duplicate_annotation_id_is_an_error_even_when_its_image_is_missing(tmp_path, capsys):
+    ann, folder = write_coco(tmp_path, [image(1)], [{"id": 3, "image_id": 1, "bbox": box_at(45, 30)}, {"id": 3, "image_id": 9, "bbox": box_at(45, 30)}])
+    rc, _, err = build(capsys, ann, folder, tmp_path / "out")
+    assert_one_line_error(rc, err, "duplicate annotation id 3")
+

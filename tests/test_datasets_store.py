@@ -96,6 +96,11 @@ def test_out_that_is_a_file_or_a_link_is_refused(tmp_path, capsys, small_set):
     assert open_dataset(small_set).rows == 36 and (tmp_path / "f").read_text() == "x"
 
 
+def test_out_in_folders_that_do_not_exist_yet(tmp_path):
+    assert _generate(tmp_path / "a" / "b" / "set") == 0
+    assert open_dataset(tmp_path / "a" / "b" / "set").rows == 36
+
+
 def test_an_empty_folder_is_filled_and_a_dataset_is_replaced_only_with_overwrite(tmp_path, capsys):
     out = tmp_path / "empty"
     out.mkdir()

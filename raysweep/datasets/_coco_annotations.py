@@ -141,7 +141,7 @@ def _check_images(path: Path, entries: list) -> dict[int, dict]:
             if not _is_int(img[key]) or img[key] <= 0:
                 raise UserError(f"{where}: '{key}' must be a positive integer, got {img[key]!r}")
         if img["id"] in images:
-            raise UserError(f"{where}: duplicate image id {img['id']}")
+            raise UserError(f"{where}: duplicate image id {img['id']} (already used by another image); give every image its own id")
         images[img["id"]] = {"file_name": img["file_name"], "width": img["width"], "height": img["height"]}
     return images
 
@@ -153,16 +153,16 @@ def _check_categories(path: Path, entries: list) -> dict[int, str]:
         if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str) or not cat["name"]:
             raise UserError(f"{where}: expected an object with an integer 'id' and a non-empty 'name'")
         if cat["id"] in categories:
-            raise UserError(f"{where}: duplicate category id {cat['id']}")
+            raise UserError(f"{where}: duplicate category id {cat['id']} (already used by another category); give every category its own id")
         if cat["name"] in categories.values():
-            raise UserError(f"{where}: duplicate category name {cat['name']!r}")
+            raise UserError(f"{where}: duplicate category name {cat['name']!r}; give every category its own name")
         categories[cat["id"]] = cat["name"]
     return categories
 
 
 def _check_annotations(path: Path, entries: list, images: dict, categories: dict, skips: SkipLog) -> list[dict]:
-    """The annotations whose image and category exist; malformed ones are errors."""
-    kept = []
+    """The annotations whose image and category exist; malformed ones and repeated ids are errors."""
+    kept, seen = [], set()
     for i, ann in enumerate(entries):
         if not isinstance(ann, dict):
             raise UserError(f"{path}: annotations[{i}]: expected an object, got {type(ann).__name__}")
@@ -171,6 +171,9 @@ def _check_annotations(path: Path, entries: list, images: dict, categories: dict
                 raise UserError(f"{path}: {_item('annotations', i, ann)}: missing '{key}'")
         if not (_is_int(ann["id"]) and _is_int(ann["image_id"]) and _is_int(ann["category_id"])):
             raise UserError(f"{path}: {_item('annotations', i, ann)}: 'id', 'image_id' and 'category_id' must be integers")
+        if ann["id"] in seen:
+            raise UserError(f"{path}: {_item('annotations', i, ann)}: duplicate annotation id {ann['id']} (already used by another annotation); give every annotation its own id")
+        seen.add(ann["id"])
         box = ann["bbox"]
         if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
             raise UserError(f"{path}: {_item('annotations', i, ann)}: 'bbox' must be 4 finite numbers [x, y, w, h], got {box!r}")

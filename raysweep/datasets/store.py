@@ -136,6 +136,7 @@ class DatasetWriter:
         self.out = Path(os.path.abspath(os.path.expanduser(str(out_dir))))
         _check_target(self.out, str(out_dir), overwrite)
         check_writable(self.out.parent, f"--out {out_dir}")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
         self.removed_leftovers = _remove_leftovers(self.out)
         self.staging = self.out.parent / f".{self.out.name}.partial-{uuid.uuid4().hex[:8]}"
         self.staging.mkdir()
