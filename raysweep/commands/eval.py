@@ -69,22 +69,22 @@ def _report_dir(args, cfg, mode: str, several: bool):
 
 
 def _resolve_adapter(adapter: str, cfg) -> str:
-    """A local adapter folder; ``models:/...`` is downloaded from the MLflow registry first."""
+    """A local adapter folder; ``models:/...`` is downloaded from the MLflow registry first.
+
+    Whether the adapter fits the base is checked by ``load_adapter`` (the identity saved with it);
+    an adapter registered before identities were saved gets one from its registered run config.
+    """
     if not adapter.startswith("models:/"):
         return adapter
     import tempfile
 
     from raysweep.config import load_config
-    from raysweep.errors import UserError
+    from raysweep.models._adapter_identity import has_identity, write_identity
     from raysweep.tracking import fetch_registered_adapter, tracking_uri
 
     uri = tracking_uri(cfg.mlflow)
     adapter_dir, config_path = fetch_registered_adapter(uri, adapter, tempfile.mkdtemp(prefix="raysweep-adapter-"))
-    registered = load_config(config_path).model
-    if (registered.family, registered.checkpoint) != (cfg.model.family, cfg.model.checkpoint):
-        raise UserError(
-            f"{adapter} was trained on {registered.family} ({registered.checkpoint}), not {cfg.model.family} "
-            f"({cfg.model.checkpoint}); pass the matching model config"
-        )
+    if not has_identity(adapter_dir):
+        write_identity(adapter_dir, load_config(config_path).model)
     print(f"loaded {adapter} from {uri}")
     return str(adapter_dir)

@@ -174,20 +174,39 @@ class Family:
         return built
 
     def save_adapter(self, built: Built, path) -> None:
-        """Write the adapter (safetensors + adapter_config.json) with peft ``save_pretrained``."""
+        """Write the adapter (safetensors + adapter_config.json) with peft ``save_pretrained``.
+
+        Next to it goes what it was trained on (the resolved model section and the task, see
+        :mod:`raysweep.models._adapter_identity`), which :meth:`load_adapter` checks.
+        """
+        from raysweep.models._adapter_identity import task_identity, write_identity
+
         if not built.lora:
             raise UserError("this model has no LoRA adapter to save; call apply_lora first")
         built.model.save_pretrained(str(path), safe_serialization=True)
+        write_identity(path, built.config, task_identity(built))
 
     def load_adapter(self, built: Built, path, trainable: bool = False) -> Built:
-        """Attach a saved adapter (folder written by :meth:`save_adapter`)."""
+        """Attach a saved adapter (folder written by :meth:`save_adapter`).
+
+        An adapter trained on another base (family, checkpoint, tiny weights or shapes, image size,
+        task) is refused in one line naming the keys; one that peft cannot place is one line too.
+        """
         from pathlib import Path
 
         from peft import PeftModel
 
+        from raysweep.models._adapter_identity import check_identity, check_weights_placed, misfit_error
+
         if not (Path(path) / "adapter_config.json").is_file():
             raise UserError(f"adapter {path} not found: expected a folder with adapter_config.json (written by training)")
-        built.model = PeftModel.from_pretrained(built.model, str(path), is_trainable=trainable).to(built.device)
+        check_identity(built, path)
+        try:
+            model = PeftModel.from_pretrained(built.model, str(path), is_trainable=trainable)
+        except (ValueError, RuntimeError, KeyError) as err:  # no such modules, other shapes
+            raise misfit_error(built, path, err) from None
+        check_weights_placed(model, built, path)
+        built.model = model.to(built.device)
         built.lora = True
         built.trainable_params, built.total_params = count_params(built.model)
         return built
