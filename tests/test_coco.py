@@ -532,3 +532,27 @@ def test_duplicate_annotation_id_is_an_error_even_when_its_image_is_missing(tmp_
     rc, _, err = build(capsys, ann, folder, tmp_path / "out")
     assert_one_line_error(rc, err, "duplicate annotation id 3")
 
+
+# --- category names with commas --------------------------------------------------------------------------
+
+
+def test_a_category_name_with_a_comma_can_be_selected_and_excluded(tmp_path, capsys):
+    cats = [{"id": 1, "name": "pot, plant"}, {"id": 2, "name": "dog"}, {"id": 3, "name": "cat"}]
+    ann, folder = write_coco(tmp_path, [image(1)], [
+        {"image_id": 1, "category_id": 1, "bbox": box_at(15, 10)},
+        {"image_id": 1, "category_id": 2, "bbox": box_at(45, 30)},
+        {"image_id": 1, "category_id": 3, "bbox": box_at(75, 50)},
+    ], categories=cats)  # fmt: skip
+    categories = lambda p: read_dataset(p).column("category").to_pylist()  # noqa: E731
+    assert build(capsys, ann, folder, tmp_path / "pot", "--category", "pot, plant")[0] == 0
+    assert categories(tmp_path / "pot") == ["pot, plant"]
+    assert build(capsys, ann, folder, tmp_path / "two", "--category", "pot, plant", "--category", "cat")[0] == 0
+    assert categories(tmp_path / "two") == ["pot, plant", "cat"]
+    assert build(capsys, ann, folder, tmp_path / "mix", "--categories", "dog,cat", "--category", "pot, plant")[0] == 0
+    assert len(categories(tmp_path / "mix")) == 3
+    assert build(capsys, ann, folder, tmp_path / "nopot", "--exclude-category", "pot, plant")[0] == 0
+    assert categories(tmp_path / "nopot") == ["dog", "cat"]
+    rc, _, err = build(capsys, ann, folder, tmp_path / "split", "--categories", "pot, plant")
+    assert_one_line_error(rc, err, "unknown category 'pot'", "--category 'pot, plant'")
+    rc, _, err = build(capsys, ann, folder, tmp_path / "both", "--category", "pot, plant", "--exclude-category", "pot, plant")
+    assert_one_line_error(rc, err, "'pot, plant'", "both")

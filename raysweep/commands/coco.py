@@ -4,7 +4,13 @@ HELP = "Build a COCO Absolute Position set ('Where is the {category}?') from COC
 
 
 def _names(text: str) -> list[str]:
+    """The names of a comma list (``dog,cat``); a name with a comma needs the one-name flag."""
     return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def _name(text: str) -> str:
+    """One name, taken whole (commas included): ``--category "pot, plant"``."""
+    return text.strip()
 
 
 def add_arguments(parser) -> None:
@@ -19,7 +25,15 @@ def add_arguments(parser) -> None:
         help="leave out boxes whose centre lies within this fraction of the width/height of a third line (0 = off)",
     )  # fmt: skip
     parser.add_argument("--categories", type=_names, default=[], help="comma list: ask only about these categories")
+    parser.add_argument(
+        "--category", type=_name, action="append", default=[], metavar="NAME",
+        help="ask about this category (one name, commas included; repeatable; adds to --categories)",
+    )  # fmt: skip
     parser.add_argument("--exclude-categories", type=_names, default=[], help="comma list: never ask about these categories")
+    parser.add_argument(
+        "--exclude-category", type=_name, action="append", default=[], metavar="NAME",
+        help="never ask about this category (one name, commas included; repeatable; adds to --exclude-categories)",
+    )  # fmt: skip
     parser.add_argument("--per-area-cap", type=int, default=None, help="balanced subset: at most N questions per area (seeded)")
     parser.add_argument("--balanced", action="store_true", help="exactly equal counts per area (the smallest area's count, or --per-area-cap if lower)")
     parser.add_argument("--per-category-cap", type=int, default=None, help="at most N questions per category (seeded)")
@@ -38,8 +52,8 @@ def run(args) -> int:
         seed=args.seed,
         min_box_frac=args.min_box_frac,
         line_margin=args.line_margin,
-        categories=args.categories,
-        exclude_categories=args.exclude_categories,
+        categories=args.categories + args.category,
+        exclude_categories=args.exclude_categories + args.exclude_category,
         per_area_cap=args.per_area_cap,
         per_category_cap=args.per_category_cap,
         balanced=args.balanced,

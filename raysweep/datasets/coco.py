@@ -6,7 +6,8 @@ height) of the box centre. Rows use the Parquet layout of the synthetic sets, wi
 bytes as ``image``, or PNG bytes re-encoded in the annotated frame when the file has an EXIF
 orientation tag (see :mod:`raysweep.images` for the frame rule).
 
-Bad input stops with one line naming the file and the item (a malformed file or annotation), or is a counted skip recorded in the manifest (an annotation whose image or category is missing,
+Bad input stops with one line naming the file and the item (a malformed file or annotation, a repeated
+id), or is a counted skip recorded in the manifest (an annotation whose image or category is missing,
 a zero-size or out-of-image box, an image file that is missing, damaged, blank, of neither annotated
 frame's size, or outside a supported family's input limits); ``strict`` turns every skip into an error.
 """
@@ -80,7 +81,7 @@ class CocoOptions:
             raise UserError(f"--rows-per-part must be >= 1, got {self.rows_per_part}")
         both = set(self.categories) & set(self.exclude_categories)
         if both:
-            raise UserError(f"category {sorted(both)[0]!r} is in both --categories and --exclude-categories")
+            raise UserError(f"category {sorted(both)[0]!r} is both asked about (--categories/--category) and excluded (--exclude-categories/--exclude-category)")
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,9 @@ def resolve_categories(names: list[str], known: dict[int, str], flag: str, path:
     for name in names:
         if name not in known_names:
             shown = ", ".join(known_names[:12]) + (", ..." if len(known_names) > 12 else "")
-            raise UserError(f"unknown category {name!r} in {flag}. {did_you_mean(name, known_names)}Known in {path.name}: {shown}")
+            with_comma = [k for k in known_names if "," in k and name in (part.strip() for part in k.split(","))]
+            hint = f"A name with a comma needs the one-name flag: {flag.split('/')[1]} {with_comma[0]!r}. " if with_comma else ""
+            raise UserError(f"unknown category {name!r} in {flag}. {hint}{did_you_mean(name, known_names)}Known in {path.name}: {shown}")
     return set(names)
 
 
@@ -133,8 +136,8 @@ def locate(cx: float, cy: float, width: int, height: int) -> tuple[int, int, int
 
 def select_candidates(index: CocoIndex, opts: CocoOptions, skips: SkipLog, filtered: Counter) -> list[Question]:
     """Every question the annotations allow under the options, before image checks and caps."""
-    allow = resolve_categories(opts.categories, index.categories, "--categories", index.path)
-    deny = resolve_categories(opts.exclude_categories, index.categories, "--exclude-categories", index.path)
+    allow = resolve_categories(opts.categories, index.categories, "--categories/--category", index.path)
+    deny = resolve_categories(opts.exclude_categories, index.categories, "--exclude-categories/--exclude-category", index.path)
     coco = index.coco
     questions = []
     for image_id in sorted(index.images):
