@@ -105,11 +105,11 @@ def load_rgb(source, frame: str = "displayed") -> Image.Image:
     Raises one of :data:`DECODE_ERRORS` for a damaged file (truncated data included).
     """
     image = open_image(source)
-    image.load()
-    if frame == "displayed":
-        image = ImageOps.exif_transpose(image)
-    elif frame != "stored":
+    if frame not in ("displayed", "stored"):
         raise ValueError(f"frame must be 'displayed' or 'stored', got {frame!r}")
+    image.load()
+    if frame == "displayed" and orientation(image) != 1:
+        image = ImageOps.exif_transpose(image)
     return to_rgb(image)
 
 
