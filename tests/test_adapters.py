@@ -185,3 +185,17 @@ def test_a_registered_adapter_without_identity_is_checked_against_its_run_config
     family = get_family("qwen2-vl")
     with pytest.raises(UserError, match="trained on model.family=llava-next but the base is model.family=qwen2-vl"):
         family.load_adapter(family.build(cfg.model), folder)
+
+
+def test_a_per_epoch_checkpoint_adapter_carries_its_identity(tmp_path):
+    """The training engine saves each checkpoint's adapter through save_adapter: it is checked too."""
+    from raysweep.training.engine import TrainState, WorkerTrainer
+
+    torch.set_num_threads(1)
+    cfg = load_config("configs/models/tiny-llava-next.yaml", ["model.tiny_layers=2", "model.seed=7", "train.threads=1"])
+    WorkerTrainer(cfg).save(tmp_path, TrainState(epoch=1, step=4, best=1.0))
+    record = json.loads((tmp_path / "adapter" / IDENTITY_FILE).read_text())
+    assert record["model"] == to_dict(cfg.model)
+    with pytest.raises(UserError, match="trained on model.seed=7, model.tiny_layers=2 but the base is model.seed=0, model.tiny_layers=4"):
+        _load("llava-next", tmp_path / "adapter")
+    assert _load("llava-next", tmp_path / "adapter", "model.tiny_layers=2", "model.seed=7").lora
