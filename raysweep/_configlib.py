@@ -70,13 +70,16 @@ def _load_document(text: str, prefix: str = "") -> tuple[Any, dict[str, str]]:
         loader.dispose()
 
 
-def _check_nodes(node, path: str, words: dict[str, str]) -> None:
+def _check_nodes(node, path: str, words: dict[str, str], seen: frozenset = frozenset()) -> None:
     """Refuse duplicate keys under ``node``; note in ``words`` how booleans were spelled."""
+    if id(node) in seen:
+        return  # an alias of a node that contains it (``&a [*a]``)
+    seen = seen | {id(node)}
     if isinstance(node, yaml.ScalarNode) and node.tag == _BOOL_TAG:
         words[path] = node.value
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _check_nodes(item, f"{path}[{i}]", words)
+            _check_nodes(item, f"{path}[{i}]", words, seen)
     elif isinstance(node, yaml.MappingNode):
         first_lines: dict[str, int] = {}
         for key_node, value_node in node.value:
@@ -87,7 +90,7 @@ def _check_nodes(node, path: str, words: dict[str, str]) -> None:
             if key_node.value in first_lines:
                 raise DuplicateKeyError(key, line, first_lines[key_node.value])
             first_lines[key_node.value] = line
-            _check_nodes(value_node, key, words)
+            _check_nodes(value_node, key, words, seen)
 
 
 def _bool_hint(value: bool, key: str) -> tuple[str, str]:

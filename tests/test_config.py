@@ -161,3 +161,9 @@ def test_an_empty_included_file_is_refused(tmp_path, capsys):
     (tmp_path / "base.yaml").write_text("# TODO\n")
     (tmp_path / "run.yaml").write_text("include: [base.yaml]\ndata:\n  seed: 1\n")
     assert f"config file {tmp_path / 'base.yaml'} is empty" in _cli_error(capsys, tmp_path / "run.yaml")
+
+
+def test_a_self_referencing_alias_is_an_ordinary_type_error(tmp_path, capsys):
+    path = tmp_path / "alias.yaml"
+    path.write_text("data:\n  parquet: &a {x: *a}\n")
+    assert _cli_error(capsys, path).endswith("data.parquet.x: expected a string, got {'x': {...}}")
