@@ -38,16 +38,17 @@ def _configs_root(path):
 
 
 def _absolute_paths(cfg):
-    """Data and config paths made absolute, so trials find them whatever their working directory."""
-    from pathlib import Path
+    """Data, config and storage paths made absolute (URIs kept), so trials find them whatever their working directory."""
+    from raysweep import storage
 
     def fix(p: str) -> str:
-        return str(Path(p).resolve()) if p and "://" not in p else p
+        return storage.resolve(p) if p else p
 
     cfg.data.parquet = {k: fix(v) for k, v in cfg.data.parquet.items()}
     for s in cfg.train.eval_sets:
         s.path, s.config = fix(s.path), fix(s.config)
     cfg.train.deepspeed_config = fix(cfg.train.deepspeed_config)
+    cfg.train.storage_path, cfg.sweep.storage_path = fix(cfg.train.storage_path), fix(cfg.sweep.storage_path)
     if not cfg.mlflow.tracking_uri:
         from raysweep.tracking import tracking_uri
 

@@ -17,6 +17,7 @@ import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from raysweep import storage
 from raysweep._configlib import flatten, to_dict
 from raysweep.launch.train import init_ray
 from raysweep.sweep.space import check_space, trial_config
@@ -116,12 +117,11 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
     from raysweep.errors import UserError
 
     sweep = cfg.sweep
-    storage = Path(sweep.storage_path).resolve()
-    exp_dir = storage / sweep.name
-    state_path = exp_dir / STATE_FILE
-    if resume and not state_path.is_file():
+    exp_dir = storage.join(sweep.storage_path, sweep.name)
+    state_path = storage.join(exp_dir, STATE_FILE)
+    if resume and not storage.exists(state_path):
         raise UserError(f"--resume: no sweep state at {exp_dir}; run without --resume first")
-    if not resume and state_path.is_file():
+    if not resume and storage.exists(state_path):
         raise UserError(f"sweep {sweep.name} already exists at {exp_dir}; continue it with --resume or set sweep.name=...")
     init_ray()
     uri = tracking_uri(cfg.mlflow)
@@ -129,18 +129,18 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
     n_points = check_space(base, sweep.space, configs_root)
     keys = list(sweep.space)
     if resume:
-        if not tune.Tuner.can_restore(str(exp_dir)):
+        exp_fs, exp_path = storage.filesystem(exp_dir)
+        if not tune.Tuner.can_restore(exp_path, storage_filesystem=exp_fs):
             raise UserError(f"--resume: no sweep state at {exp_dir}; run without --resume first")
-        parent = RunLogger(uri, json.loads(state_path.read_text())["parent_run_id"])
+        parent = RunLogger(uri, storage.read_json(state_path)["parent_run_id"])
         print(f"resuming sweep {sweep.name} from {exp_dir}", flush=True)
-        tuner = tune.Tuner.restore(str(exp_dir), tune.with_resources(trial_fn, {"CPU": TRIAL_CPU}),
+        tuner = tune.Tuner.restore(exp_path, tune.with_resources(trial_fn, {"CPU": TRIAL_CPU}), storage_filesystem=exp_fs,
                                    resume_unfinished=True, resume_errored=True)  # fmt: skip
     else:
         parent = RunLogger.start(uri, cfg.mlflow.experiment, sweep.name,
                                  tags={"raysweep.role": "sweep", "raysweep.sweep": sweep.name})  # fmt: skip
         parent.log_params({f"sweep.{k}": v for k, v in flatten(base["sweep"]).items()})
-        exp_dir.mkdir(parents=True, exist_ok=True)
-        state_path.write_text(json.dumps({"parent_run_id": parent.run_id, "tracking_uri": uri}))
+        storage.write_json(state_path, {"parent_run_id": parent.run_id, "tracking_uri": uri})
         scheduler = FIFOScheduler()
         if sweep.scheduler == "asha":
             # max_t one past the last epoch: ASHA must never stop a trial that is simply finishing,
@@ -153,11 +153,11 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
         tuner = tune.Tuner(
             tune.with_resources(trial_fn, {"CPU": TRIAL_CPU}),
             param_space={"values": _space_to_tune(sweep.space), "base": base, "configs_root": str(configs_root),
-                         "parent_run_id": parent.run_id, "sweep": sweep.name, "trials_path": str(exp_dir / "trials")},
+                         "parent_run_id": parent.run_id, "sweep": sweep.name, "trials_path": storage.join(exp_dir, "trials")},
             tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, scheduler=scheduler,
                                         num_samples=sweep.num_samples, max_concurrent_trials=concurrent,
                                         trial_dirname_creator=lambda t: t.trial_id),
-            run_config=tune.RunConfig(name=sweep.name, storage_path=str(storage), verbose=0,
+            run_config=tune.RunConfig(name=sweep.name, **storage.ray_storage(sweep.storage_path), verbose=0,
                                       callbacks=[LiveTable(sweep.metric, keys, cfg.train.epochs)]),
         )  # fmt: skip
     results = tuner.fit()
@@ -166,7 +166,7 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
         print(f"\nsweep {sweep.name} interrupted; its state is saved under {exp_dir}. Continue with:\n"
               f"  raysweep sweep <same config and overrides> --resume", flush=True)  # fmt: skip
         return {"interrupted": True, "parent_metrics": {"errored": 0}}
-    errors = {r.metrics.get("trial_id") or Path(r.path).name: str(r.error).splitlines()[0] for r in results if r.error}
+    errors = {r.metrics.get("trial_id") or r.path.rstrip("/").rsplit("/", 1)[-1]: str(r.error).splitlines()[0] for r in results if r.error}
     from raysweep.sweep.summary import collect_trials, format_summary, register_groups
 
     summary = collect_trials(uri, parent.run_id, sweep, cfg.train.epochs, errors)

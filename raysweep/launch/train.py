@@ -23,6 +23,7 @@ import ray.train
 from ray.train import Checkpoint, CheckpointConfig, FailureConfig, LoggingConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
+from raysweep import storage
 from raysweep._configlib import flatten, from_dict, to_dict
 from raysweep.config import RunConfig
 from raysweep.tracking import RunLogger, register_adapter, registry_tags, tracking_uri
@@ -198,8 +199,8 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
     if logger is None:
         logger = RunLogger.start(uri, cfg.mlflow.experiment, name, parent_run_id, tags)
         logger.log_params({**flatten(resolved), "family": cfg.model.family, "base_checkpoint": cfg.model.checkpoint})
-    storage = Path(cfg.train.storage_path).resolve() if "://" not in cfg.train.storage_path else cfg.train.storage_path
-    run_dir = Path(storage) / name if isinstance(storage, Path) else None
+    run_location = storage.join(cfg.train.storage_path, name)
+    run_dir = Path(run_location) if not storage.is_uri(run_location) else None
     order = "min" if cfg.train.early_stop_metric.endswith("loss") else "max"
     datasets = None
     if cfg.train.data_loader == "ray_data":
@@ -213,7 +214,7 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         run_config=ray.train.RunConfig(
-            name=name, storage_path=str(storage), callbacks=callbacks or None,
+            name=name, **storage.ray_storage(cfg.train.storage_path), callbacks=callbacks or None,
             failure_config=FailureConfig(max_failures=cfg.train.max_failures),
             logging_config=LoggingConfig(log_level="WARNING"),
             checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints,
@@ -243,10 +244,11 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
         if adapter_dir is not None:
             (adapter_dir / "run_config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
             logger.log_artifacts(adapter_dir, "adapter")
-            kept = (run_dir / "best_adapter") if run_dir else None
-            if kept:
-                shutil.rmtree(kept, ignore_errors=True)
-                shutil.copytree(adapter_dir, kept)
+            if run_dir:
+                shutil.rmtree(run_dir / "best_adapter", ignore_errors=True)
+                shutil.copytree(adapter_dir, run_dir / "best_adapter")
+            else:
+                storage.upload_folder(adapter_dir, storage.join(run_location, "best_adapter"))
         version = None
         if adapter_dir is not None and (cfg.mlflow.register if register is None else register):
             version = register_adapter(
