@@ -148,12 +148,30 @@ def test_an_old_adapter_that_does_not_fit_is_one_line(old_llava_adapter, name, o
     assert re.search(words, message)
 
 
-def test_a_damaged_identity_file_is_one_line(llava_adapter, tmp_path):
+def _damage_truncate(folder):
+    weights = folder / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+
+
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        (lambda f: (f / IDENTITY_FILE).write_text("{not json"), f"{IDENTITY_FILE} is not valid JSON"),
+        (lambda f: (f / IDENTITY_FILE).write_text("[]"), f"{IDENTITY_FILE} holds no 'model' mapping"),
+        (_damage_truncate, "adapter_model.safetensors is damaged"),
+        (lambda f: (f / "adapter_model.safetensors").unlink(), "adapter_model.safetensors is missing"),
+        (lambda f: (f / "adapter_config.json").write_text("{bad"), "adapter_config.json is damaged"),
+        (lambda f: (f / "adapter_config.json").write_text("{}"), "adapter_config.json names no peft_type"),
+        (lambda f: (f / "adapter_config.json").unlink(), "not found: expected a folder with adapter_config.json"),
+    ],
+)
+def test_a_damaged_adapter_folder_is_one_line(llava_adapter, tmp_path, damage, words):
     folder = tmp_path / "damaged"
     shutil.copytree(llava_adapter[0], folder)
-    (folder / IDENTITY_FILE).write_text("{not json")
-    with pytest.raises(UserError, match=f"adapter {folder}: {IDENTITY_FILE} is not valid JSON"):
+    damage(folder)
+    with pytest.raises(UserError) as err:
         _load("llava-next", folder)
+    assert str(err.value).startswith(f"adapter {folder}") and words in str(err.value) and "\n" not in str(err.value)
 
 
 def test_identity_keys_by_kind(tmp_path, monkeypatch):

@@ -144,3 +144,56 @@ def test_adapter_round_trip(tmp_path, rows, name):
     fresh = family.load_adapter(family.build(cfg.model), tmp_path / "adapter")
     after = family.predict(fresh, rows[:2], "choice")
     assert torch.allclose(torch.tensor([p.scores for p in before]), torch.tensor([p.scores for p in after]), atol=1e-4)
+
+
+def two_pass_collate(family, built, rows):
+    """The training collate before it ran the processor once: again on the prompts alone, to find the answer."""
+    from raysweep.models.base import load_image
+
+    images = [load_image(r["image"]) for r in rows]
+    prompts = [family.prompt_text(built, r["prompt"]) for r in rows]
+    fulls = [p + family.answer_sep + r["answer"] + built.tokenizer.eos_token for p, r in zip(prompts, rows)]
+    enc = family.encode(built, images, fulls, "right")
+    prompt_ids = family.encode(built, images, prompts, "right")
+    labels = enc["input_ids"].clone()
+    for i, n in enumerate(prompt_ids["attention_mask"].sum(1).tolist()):
+        if not torch.equal(enc["input_ids"][i, :n], prompt_ids["input_ids"][i, :n]):
+            raise RuntimeError("the prompt's tokens change when the answer follows")
+        labels[i, :n] = -100
+    labels[enc["attention_mask"] == 0] = -100
+    enc["labels"] = labels
+    return enc
+
+
+def varied_rows():
+    """Prompts, answers (one token to several words) and image sizes of different lengths in one batch."""
+    from PIL import Image
+
+    rows = synthetic_rows(8)
+    rows[1] = dict(rows[1], answer="I cannot tell")
+    rows[2] = dict(rows[2], answer="center", prompt=rows[2]["prompt"] + " Answer in a word.")
+    rows[3] = dict(rows[3], answer="the top left corner, I think", prompt="Where is the cat?")
+    rows[4] = dict(rows[4], image=Image.new("RGB", (168, 84), (0, 0, 255)))  # other size: other image-token count
+    rows[5] = dict(rows[5], answer="bottom right.")
+    return rows
+
+
+@pytest.mark.parametrize("name", CHAT)
+def test_collate_once_gives_the_two_pass_labels(name, monkeypatch):
+    torch.set_num_threads(1)
+    family = get_family(name)
+    built = family.build(load_config(f"configs/models/tiny-{name}.yaml").model)
+    rows = varied_rows()
+    once, twice = family.collate(built, rows, train=True), two_pass_collate(family, built, rows)
+    assert once.keys() == twice.keys()
+    for key in once:
+        assert torch.equal(once[key], twice[key]), key
+    assert len({int(n) for n in (once["labels"] != -100).sum(1)}) > 1  # answers of different lengths
+    # both refuse when the answer merges with the prompt's last token ("the red" + "dish")
+    prompt_text = family.prompt_text
+    monkeypatch.setattr(family, "prompt_text", lambda b, p: prompt_text(b, p) + " the red")
+    monkeypatch.setattr(family, "answer_sep", "")
+    merged = [rows[0], dict(rows[1], answer="dish")]
+    for collate in (lambda: family.collate(built, merged, train=True), lambda: two_pass_collate(family, built, merged)):
+        with pytest.raises(RuntimeError, match="the prompt's tokens change when the answer follows"):
+            collate()

@@ -126,20 +126,46 @@ def misfit_error(built, path, err: Exception) -> UserError:
     )
 
 
-def check_weights_placed(peft_model, built, path) -> None:
+def read_adapter_files(path) -> set[str] | None:
+    """Check the folder's peft files; returns the saved tensor names (None for a ``.bin`` adapter).
+
+    A missing or damaged file is one line naming it, before peft would fail in a traceback or
+    mistake the folder for a Hub id.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    folder = Path(path)
+    config = folder / "adapter_config.json"
+    if not config.is_file():
+        raise UserError(f"adapter {path} not found: expected a folder with adapter_config.json (written by training)")
+    try:
+        peft_type = json.loads(config.read_text(encoding="utf-8")).get("peft_type")
+    except (ValueError, UnicodeDecodeError, AttributeError) as err:
+        raise UserError(f"adapter {path}: adapter_config.json is damaged ({err}); save the adapter again") from None
+    if not peft_type:
+        raise UserError(f"adapter {path}: adapter_config.json names no peft_type; save the adapter again")
+    weights = folder / "adapter_model.safetensors"
+    if not weights.is_file():
+        if (folder / "adapter_model.bin").is_file():
+            return None
+        raise UserError(f"adapter {path}: adapter_model.safetensors is missing next to adapter_config.json; save the adapter again")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            return set(f.keys())
+    except (SafetensorError, OSError) as err:
+        raise UserError(f"adapter {path}: adapter_model.safetensors is damaged ({err}); save the adapter again") from None
+
+
+def check_weights_placed(peft_model, built, path, saved: set[str] | None) -> None:
     """Refuse an adapter whose saved tensors are not exactly the adapter tensors of the base.
 
     peft skips tensors it finds no module for without a word (an adapter of a 4-layer model on a
     2-layer one loads, half of it dropped); comparing the names catches that for every adapter.
     """
     from peft import get_peft_model_state_dict
-    from safetensors import safe_open
 
-    file = Path(path) / "adapter_model.safetensors"
-    if not file.is_file():
+    if saved is None:
         return
-    with safe_open(str(file), framework="pt") as f:
-        saved = set(f.keys())
     expected = set(get_peft_model_state_dict(peft_model).keys())
     if saved != expected:
         extra, missing = sorted(saved - expected), sorted(expected - saved)

@@ -192,20 +192,17 @@ class Family:
         An adapter trained on another base (family, checkpoint, tiny weights or shapes, image size,
         task) is refused in one line naming the keys; one that peft cannot place is one line too.
         """
-        from pathlib import Path
-
         from peft import PeftModel
 
-        from raysweep.models._adapter_identity import check_identity, check_weights_placed, misfit_error
+        from raysweep.models._adapter_identity import check_identity, check_weights_placed, misfit_error, read_adapter_files
 
-        if not (Path(path) / "adapter_config.json").is_file():
-            raise UserError(f"adapter {path} not found: expected a folder with adapter_config.json (written by training)")
+        saved = read_adapter_files(path)
         check_identity(built, path)
         try:
             model = PeftModel.from_pretrained(built.model, str(path), is_trainable=trainable)
         except (ValueError, RuntimeError, KeyError) as err:  # no such modules, other shapes
             raise misfit_error(built, path, err) from None
-        check_weights_placed(model, built, path)
+        check_weights_placed(model, built, path, saved)
         built.model = model.to(built.device)
         built.lora = True
         built.trainable_params, built.total_params = count_params(built.model)
