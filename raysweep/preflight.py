@@ -14,6 +14,14 @@ from pathlib import Path
 from raysweep.errors import UserError
 
 
+def print_notes(notes: list[str]) -> None:
+    """Pre-flight notes (skipped checks), one line each on stderr."""
+    import sys
+
+    for note in notes:
+        print(f"raysweep: note: {note}", file=sys.stderr, flush=True)
+
+
 def check_writable(path: str | Path, what: str) -> None:
     """Check that files can be created in folder ``path`` (created later if it does not exist yet).
 
@@ -52,35 +60,232 @@ def check_writable_file(path: str | Path, what: str) -> None:
     check_writable(path.parent, what)
 
 
-def check_run_inputs(cfg, sweep: bool = False) -> None:
+def check_run_inputs(cfg, sweep: bool = False, configs_root: Path | None = None) -> list[str]:
     """Everything about a ``train`` or ``sweep`` config that can be checked on the driver, before Ray starts.
 
-    The model family exists; every dataset the config names (``data.parquet`` source, ``train.eval_sets``)
-    opens and validates; eval-set configs exist; local storage folders (``train.storage_path``, and
-    ``sweep.storage_path`` for a sweep) can be written.
+    For a sweep, every point of the space is built (:func:`raysweep.sweep.space.check_space`: every
+    grid and choice value, sampled ranges at their ends and inside) and each distinct trial config
+    is checked like a ``train`` config: the datasets it names open and validate (``data.parquet``
+    source, ``train.eval_sets``), eval-set configs and ``train.deepspeed_config`` exist, the device
+    string fits ``train.use_gpu``, a local checkpoint folder holds weights, the LoRA targets exist in
+    the model (on its module names, no weights loaded), the MLflow names are allowed and the
+    tracking server answers, and local storage folders can be written.
 
+    Returns:
+        Notes for the user (checks that were skipped, e.g. a Hub checkpoint not available offline).
     Raises:
-        UserError: the first problem, naming the config key.
+        UserError: the first problem, naming the config key (and the sweep point).
     """
-    from raysweep.datasets import open_dataset
-    from raysweep.models import get_family
+    trials = [cfg]
+    if sweep:
+        from raysweep._configlib import to_dict
+        from raysweep.sweep.space import check_space
 
-    get_family(cfg.model.family)
-    if cfg.data.source != "synthetic":
-        if cfg.data.source not in cfg.data.parquet:
-            raise UserError(f"data.source: unknown source {cfg.data.source!r}; add it under data.parquet or use synthetic")
-        open_dataset(cfg.data.parquet[cfg.data.source])
-    for s in cfg.train.eval_sets:
-        if s.path:
-            open_dataset(s.path)
-        elif not Path(s.config).is_file():
-            raise UserError(f"train.eval_sets: {s.name}: config {s.config} not found")
+        trials = []
+        check_space(to_dict(cfg), cfg.sweep.space, configs_root or Path("configs"), trials)
+    notes: list[str] = []
+    seen: set = set()
+    for trial in trials:
+        for check, section in ((_check_data, (trial.data, trial.train)), (_check_model, (trial.model, trial.lora, trial.train))):
+            key = (check.__name__, repr(section))
+            if key not in seen:
+                seen.add(key)
+                notes += check(*section) or []
+    check_mlflow(cfg.mlflow, [t.model.family for t in trials])
     storages = {"train.storage_path": cfg.train.storage_path}
     if sweep:
         storages["sweep.storage_path"] = cfg.sweep.storage_path
     for key, value in storages.items():
         if "://" not in value:  # object stores are checked by the cluster layer
             check_writable(value, f"{key} {value}")
+    return list(dict.fromkeys(notes))
+
+
+def _check_data(data_cfg, train_cfg) -> None:
+    import json
+
+    from raysweep.datasets import open_dataset
+
+    if data_cfg.source != "synthetic":
+        if data_cfg.source not in data_cfg.parquet:
+            raise UserError(f"data.source: unknown source {data_cfg.source!r}; add it under data.parquet or use synthetic")
+        open_dataset(data_cfg.parquet[data_cfg.source])
+    for s in train_cfg.eval_sets:
+        if s.path:
+            open_dataset(s.path)
+        elif not Path(s.config).is_file():
+            raise UserError(f"train.eval_sets: {s.name}: config {s.config} not found")
+    if train_cfg.deepspeed_config:
+        path = Path(train_cfg.deepspeed_config)
+        if not path.is_file():
+            raise UserError(f"train.deepspeed_config: {path} not found; give a DeepSpeed JSON file or leave it empty")
+        try:
+            json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise UserError(f"train.deepspeed_config: {path} is not valid JSON ({err}); fix the file") from None
+
+
+def _check_model(model_cfg, lora_cfg, train_cfg) -> list[str]:
+    check_device(model_cfg, train_cfg.use_gpu)
+    check_checkpoint_folder(model_cfg)
+    note = check_lora_targets(model_cfg, lora_cfg)
+    return [note] if note else []
+
+
+def check_device(model_cfg, use_gpu: bool | None) -> None:
+    """``model.device`` against ``train.use_gpu`` (``use_gpu`` None: a local command such as ``eval``).
+
+    The GPUs of a cluster are the cluster's business (checked after connecting); here only what the
+    config says can contradict itself, and, for local commands, whether this machine has CUDA.
+    """
+    device = model_cfg.device
+    if not device.startswith("cuda"):
+        return
+    if use_gpu is False:
+        raise UserError(f"model.device={device} but train.use_gpu is false, so the workers get no GPU; set train.use_gpu=true or model.device=auto")
+    if use_gpu is None:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(f"model.device={device} but no CUDA GPU is visible here; use model.device=auto or cpu")
+
+
+def check_checkpoint_folder(model_cfg) -> None:
+    """A local ``model.checkpoint`` folder must hold ``config.json`` and weights (``*.safetensors`` or ``*.bin``)."""
+    ckpt = model_cfg.checkpoint
+    if ckpt == "tiny":
+        return
+    path = Path(ckpt).expanduser()
+    if not (ckpt.startswith(("/", ".", "~")) or path.exists()):
+        return  # a Hub id
+    if not (path / "config.json").is_file():
+        raise UserError(f"model.checkpoint {ckpt!r}: no such model folder (expected config.json in it); give a folder written by save_pretrained, a Hub id, or 'tiny'")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+        raise UserError(f"model.checkpoint {ckpt!r}: the folder has config.json but no weights (*.safetensors or *.bin); copy the weights into it or point model.checkpoint at the complete folder")
+
+
+_MODULE_NAMES: dict[str, list[str] | None] = {}
+
+
+def module_names(model_cfg) -> list[str] | None:
+    """Names of the model's modules, without loading weights; None when the architecture is not available here.
+
+    The tiny variants are built (they are small); a checkpoint's architecture is instantiated on the
+    ``meta`` device from its ``config.json`` (a local folder or the Hugging Face cache, never the network).
+    """
+    import dataclasses
+    import json
+
+    key = json.dumps(dataclasses.asdict(model_cfg), sort_keys=True)
+    if key in _MODULE_NAMES:
+        return _MODULE_NAMES[key]
+    names = None
+    if model_cfg.checkpoint == "tiny":
+        from raysweep.models import get_family
+
+        built = get_family(model_cfg.family).build(dataclasses.replace(model_cfg, device="cpu"))
+        names = [n for n, _ in built.model.named_modules()]
+    else:
+        import torch
+        import transformers
+
+        try:
+            config = transformers.AutoConfig.from_pretrained(model_cfg.checkpoint, local_files_only=True, trust_remote_code=model_cfg.trust_remote_code)
+            arch = getattr(transformers, (getattr(config, "architectures", None) or [""])[0], None)
+            with torch.device("meta"):
+                if arch is not None:
+                    model = arch._from_config(config)
+                else:  # a config.json without `architectures`: the auto class of its model type
+                    try:
+                        model = transformers.AutoModelForImageTextToText.from_config(config)
+                    except ValueError:
+                        model = transformers.AutoModel.from_config(config)
+            names = [n for n, _ in model.named_modules()]
+        except (OSError, ValueError):
+            names = None
+    _MODULE_NAMES[key] = names
+    return names
+
+
+def check_lora_targets(model_cfg, lora_cfg) -> str | None:
+    """Every LoRA target must exist in the model: a typo fails here instead of adapting nothing.
+
+    A list target must match at least one module (peft's rule: the whole name or its last
+    components); a regex target must match at least one module name.
+
+    Returns:
+        A note when the model's architecture is not available offline (the check was skipped).
+    Raises:
+        UserError: naming the target that matches nothing, with the closest module name.
+    """
+    if not lora_cfg.enabled:
+        return None
+    from peft import LoraConfig as PeftLoraConfig
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    from raysweep.errors import did_you_mean
+    from raysweep.models import get_family
+    from raysweep.models.base import lora_targets
+
+    names = module_names(model_cfg)
+    if names is None:
+        return f"model.checkpoint {model_cfg.checkpoint}: its config is not available offline here, so the LoRA targets were not checked"
+    targets = lora_targets(lora_cfg, get_family(model_cfg.family).default_lora_targets(lora_cfg.vision))
+    for target in [targets] if isinstance(targets, str) else targets:
+        peft_cfg = PeftLoraConfig(target_modules=target if isinstance(targets, str) else [target])
+        if not any(check_target_module_exists(peft_cfg, n) for n in names if n):
+            leaves = sorted({n.rsplit(".", 1)[-1] for n in names if n})
+            raise UserError(
+                f"lora.targets: {target!r} matches no module of {model_cfg.family} ({model_cfg.checkpoint}). "
+                f"{did_you_mean(target, leaves)}Module names end in e.g. {', '.join(leaves[:12])}"
+            )
+    return None
+
+
+def check_mlflow(mlflow_cfg, families: list[str]) -> None:
+    """MLflow's own name rules (experiment, registered model, alias) and a reachable tracking server.
+
+    An http(s) tracking URI must answer ``/health`` within a few seconds; a SQLite file's folder
+    must be writable.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils import validation
+
+    from raysweep.tracking import tracking_uri
+
+    checks = [("mlflow.experiment", validation._validate_experiment_name, mlflow_cfg.experiment)]
+    models = [mlflow_cfg.registered_model] if mlflow_cfg.registered_model else [f"raysweep-{f}" for f in dict.fromkeys(families)]
+    checks += [("mlflow.registered_model", validation._validate_model_name, m) for m in models]
+    if mlflow_cfg.alias:
+        checks += [("mlflow.alias", validation._validate_model_alias_name, mlflow_cfg.alias),
+                   ("mlflow.alias", validation._validate_model_alias_name_reserved, mlflow_cfg.alias)]  # fmt: skip
+    for key, validate, value in checks:
+        try:
+            validate(value)
+        except MlflowException as err:
+            raise UserError(f"{key}={value!r}: MLflow refuses it ({err.message}); choose another") from None
+    uri = tracking_uri(mlflow_cfg)
+    if uri.startswith(("http://", "https://")):
+        check_tracking_server(uri)
+    elif uri.startswith("sqlite:///"):
+        check_writable(Path(uri[len("sqlite:///"):]).parent, f"mlflow.tracking_uri {uri}")
+
+
+def check_tracking_server(uri: str, timeout_s: float = 5.0) -> None:
+    """An MLflow tracking server answers ``GET /health`` within ``timeout_s`` seconds."""
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=timeout_s).raise_for_status()
+    except requests.RequestException as err:
+        reason = type(err).__name__
+        if isinstance(err, requests.HTTPError) and err.response is not None:
+            reason = f"HTTP {err.response.status_code}"
+        raise UserError(f"mlflow.tracking_uri {uri} does not answer ({reason}, waited {timeout_s:g} s); start the server or fix the URI") from None
+
+
+def check_driver_gpu(cfg) -> None:
+    """``train.use_gpu`` on the driver's machine (to be replaced by the cluster's resources)."""
     if cfg.train.use_gpu:
         import torch
 

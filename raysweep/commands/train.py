@@ -11,10 +11,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from raysweep.preflight import check_run_inputs
+    from raysweep.preflight import check_driver_gpu, check_run_inputs, print_notes
 
     cfg = load_from_args(args)
-    check_run_inputs(cfg)
+    print_notes(check_run_inputs(cfg))
+    check_driver_gpu(cfg)
     from raysweep.launch.train import run_training
     from raysweep.tracking import tracking_uri
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -52,6 +53,8 @@ class ModelConfig:
         for key in ("image_size", "min_pixels", "max_pixels"):
             if getattr(self, key) < 0:
                 raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
+        if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", self.device):
+            raise ConfigError("device", f"{self.device!r} is not a torch device; use auto, cpu, cuda or cuda:N")
         if self.tiny_hidden % self.tiny_heads:
             raise ConfigError("tiny_hidden", f"{self.tiny_hidden} is not divisible by tiny_heads {self.tiny_heads}")
 
