@@ -292,6 +292,23 @@ def test_empty_values_and_areas_outside_the_grid(tmp_path, small_set):
     _expect(ds, "part-00002.parquet", "outside 0..8")
 
 
+def test_rows_a_family_refuses_are_screened_out_when_read(tmp_path, small_set, capsys):
+    """An older set with a 1 x 300 photo: Qwen2-VL's processor refuses it, so no family gets the row."""
+    ds = _copy(small_set, tmp_path / "d")
+    part = ds / "part-00000.parquet"
+    table = pq.read_table(part)
+    widths, heights = table.column("width").to_pylist(), table.column("height").to_pylist()
+    widths[2], heights[2] = 300, 1
+    widths[3], heights[3] = 200, 1  # exactly the limit: kept
+    table = table.set_column(table.schema.get_field_index("width"), "width", pa.array(widths, pa.int32()))
+    table = table.set_column(table.schema.get_field_index("height"), "height", pa.array(heights, pa.int32()))
+    _rewrite_part(part, table, ds)
+    rows = read_dataset(ds, columns=["scene_id", "answer"])
+    assert rows.num_rows == 35 and rows.column_names == ["scene_id", "answer"]
+    assert table.column("scene_id")[2].as_py() not in rows.column("scene_id").to_pylist()
+    assert "left out 1 of 36 rows" in capsys.readouterr().err
+
+
 def test_commands_that_read_datasets_refuse_a_bad_one_in_one_line(tmp_path, small_set, capsys):
     ds = _copy(small_set, tmp_path / "d")
     shutil.copy(small_set / "part-00001.parquet", ds / "part-00009.parquet")

@@ -248,8 +248,32 @@ class Dataset:
         return int(self.manifest["rows"])
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
-        """All rows (or the given columns), parts in order."""
-        return pa.concat_tables([_read_part(p, columns) for p in self.parts])
+        """All rows (or the given columns), parts in order, screened against the families' input limits.
+
+        Rows whose image size some supported family refuses (:func:`raysweep.images.family_input_limits`,
+        e.g. Qwen2-VL's aspect ratio over 200) are left out, so every family sees the same rows; sets
+        built by this version hold none, older ones are screened here and the count is reported.
+        """
+        wanted = None if columns is None else list(dict.fromkeys([*columns, "width", "height"]))
+        table = pa.concat_tables([_read_part(p, wanted) for p in self.parts])
+        keep = _within_family_limits(table)
+        if not keep.all():
+            _note(f"dataset {self.path}: left out {int((~keep).sum())} of {len(keep)} rows whose image size a supported "
+                  "family refuses (see README, Images); rebuild the set to drop them for good")  # fmt: skip
+            table = table.filter(pa.array(keep))
+        return table if columns is None else table.select(columns)
+
+
+def _within_family_limits(table: pa.Table):
+    import numpy as np
+
+    from raysweep.images import family_input_limits
+
+    limits = family_input_limits()
+    w = table.column("width").to_numpy(zero_copy_only=False).astype(np.float64)
+    h = table.column("height").to_numpy(zero_copy_only=False).astype(np.float64)
+    short, long = np.minimum(w, h), np.maximum(w, h)
+    return (short >= limits.min_side) & (long <= limits.max_aspect_ratio * short)
 
 
 def read_manifest(path: str | Path) -> dict:
