@@ -244,11 +244,11 @@ class ChatVLMFamily(Family):
         messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}]
         return built.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def encode(self, built: Built, images, texts, padding_side: str) -> dict:
+    def encode(self, built: Built, images, texts, padding_side: str, **text_kwargs) -> dict:
         tok = built.tokenizer
         old, tok.padding_side = tok.padding_side, padding_side
         try:
-            enc = built.processor(images=images, text=texts, return_tensors="pt", padding=True)
+            enc = built.processor(images=images, text=texts, return_tensors="pt", padding=True, **text_kwargs)
         finally:
             tok.padding_side = old
         return dict(enc)
@@ -256,25 +256,40 @@ class ChatVLMFamily(Family):
     def collate(self, built: Built, rows: list[dict], train: bool) -> dict[str, torch.Tensor]:
         """Processor inputs; with ``train`` right-padded and ``labels`` on the answer tokens + EOS only.
 
-        Without ``train`` the prompts are left-padded for generation and scoring.
+        Without ``train`` the prompts are left-padded for generation and scoring. The processor runs
+        once per batch (its image part is most of the collate time); where each answer starts comes
+        from the character offsets of that one tokenisation (:meth:`answer_starts`).
         """
         images = [load_image(r["image"]) for r in rows]
         prompts = [self.prompt_text(built, r["prompt"]) for r in rows]
         if not train:
             return self.encode(built, images, prompts, "left")
-        eos = built.tokenizer.eos_token
-        fulls = [p + self.answer_sep + r["answer"] + eos for p, r in zip(prompts, rows)]
-        enc = self.encode(built, images, fulls, "right")
-        prompt_ids = self.encode(built, images, prompts, "right")
-        prompt_len = prompt_ids["attention_mask"].sum(1)
-        labels = enc["input_ids"].clone()
-        for i, n in enumerate(prompt_len.tolist()):
-            if not torch.equal(enc["input_ids"][i, :n], prompt_ids["input_ids"][i, :n]):
-                raise RuntimeError(f"{self.name}: the prompt's tokens change when the answer follows; cannot mask the loss")
-            labels[i, :n] = IGNORE
-        labels[enc["attention_mask"] == 0] = IGNORE
-        enc["labels"] = labels
+        answers = [self.answer_sep + r["answer"] + built.tokenizer.eos_token for r in rows]
+        enc = self.encode(built, images, [p + a for p, a in zip(prompts, answers)], "right", return_offsets_mapping=True)
+        starts = self.answer_starts(enc.pop("offset_mapping"), enc["attention_mask"], answers)
+        prompt = torch.arange(enc["input_ids"].shape[1])[None] < starts[:, None]
+        enc["labels"] = enc["input_ids"].masked_fill(prompt | (enc["attention_mask"] == 0), IGNORE)
         return enc
+
+    def answer_starts(self, offsets: torch.Tensor, mask: torch.Tensor, answers: list[str]) -> torch.Tensor:
+        """Index of each row's first answer token, from the right-padded tokens' character offsets.
+
+        The answer (separator + answer + EOS) is the last ``len(answer)`` characters of the text the
+        tokenizer saw (the processor expands the image placeholder inside the prompt, never in the
+        answer). Refuses when a token spans the boundary: the prompt's last token would merge with the
+        answer's first, so the prompt's tokens would change when the answer follows (tested equal to
+        tokenising the prompt alone, tests/test_models_families.py).
+        """
+        begin, end = offsets.unbind(-1)
+        real = mask.bool()
+        boundary = torch.where(real, end, 0).amax(1, keepdim=True) - torch.tensor([len(a) for a in answers])[:, None]
+        in_prompt = real & (begin < boundary)
+        starts = in_prompt.sum(1, keepdim=True)
+        spans = real & (begin < boundary) & (end > boundary)
+        scattered = in_prompt != (torch.arange(mask.shape[1])[None] < starts)  # an answer token before a prompt token
+        if (spans | scattered).any():
+            raise RuntimeError(f"{self.name}: the prompt's tokens change when the answer follows; cannot mask the loss")
+        return starts[:, 0]
 
     def loss(self, built: Built, batch: dict) -> torch.Tensor:
         """Mean cross-entropy over the label (answer) tokens."""
