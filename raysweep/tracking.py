@@ -26,10 +26,27 @@ def tracking_uri(mlflow_cfg) -> str:
     return uri
 
 
+_READY: set[str] = set()
+
+
 def _client(uri: str):
+    """An MlflowClient; a SQLite store is created (or migrated) under a file lock first.
+
+    MLflow creates a new SQLite store's schema on first use without coordination, so several
+    processes opening a new ``mlflow.db`` at once fail on schema creation (``duplicate column
+    name``, alembic version errors): the first writer creates it while the others wait.
+    """
     from mlflow import MlflowClient
 
-    return MlflowClient(tracking_uri=uri)
+    if not uri.startswith("sqlite:///") or uri in _READY:
+        return MlflowClient(tracking_uri=uri)
+    from filelock import FileLock
+
+    with FileLock(uri[len("sqlite:///"):] + ".lock"):
+        client = MlflowClient(tracking_uri=uri)  # creates or upgrades the tracking schema
+        client.search_registered_models(max_results=1)  # and the registry's, in the same file
+    _READY.add(uri)
+    return client
 
 
 def ensure_experiment(uri: str, name: str) -> str:
