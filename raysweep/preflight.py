@@ -282,12 +282,3 @@ def check_tracking_server(uri: str, timeout_s: float = 5.0) -> None:
         if isinstance(err, requests.HTTPError) and err.response is not None:
             reason = f"HTTP {err.response.status_code}"
         raise UserError(f"mlflow.tracking_uri {uri} does not answer ({reason}, waited {timeout_s:g} s); start the server or fix the URI") from None
-
-
-def check_driver_gpu(cfg) -> None:
-    """``train.use_gpu`` on the driver's machine (to be replaced by the cluster's resources)."""
-    if cfg.train.use_gpu:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise UserError("train.use_gpu is true but no CUDA GPU is visible here; set train.use_gpu=false")

@@ -14,14 +14,13 @@ def run(args) -> int:
     from pathlib import Path
 
     from raysweep.errors import UserError
-    from raysweep.preflight import check_driver_gpu, check_run_inputs, print_notes
+    from raysweep.preflight import check_run_inputs, print_notes
 
     cfg = load_from_args(args)
     if not cfg.sweep.space:
         raise UserError(f"{args.config}: sweep.space is empty; give at least one key to search, or use `raysweep train`")
     configs_root = _configs_root(Path(args.config))
     print_notes(check_run_inputs(cfg, sweep=True, configs_root=configs_root))
-    check_driver_gpu(cfg)
     from raysweep.launch.sweep import run_sweep
 
     summary = run_sweep(_absolute_paths(cfg), configs_root, resume=args.resume)

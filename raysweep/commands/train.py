@@ -11,12 +11,15 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from raysweep.preflight import check_driver_gpu, check_run_inputs, print_notes
+    from raysweep.preflight import check_run_inputs, print_notes
 
     cfg = load_from_args(args)
     print_notes(check_run_inputs(cfg))
-    check_driver_gpu(cfg)
-    from raysweep.launch.train import run_training
+    from raysweep.launch.resources import cluster_gpu_check
+    from raysweep.launch.train import init_ray, run_training
+
+    init_ray()
+    cluster_gpu_check(cfg)  # the cluster's GPUs, now and autoscalable, not the driver's
     from raysweep.tracking import tracking_uri
 
     outcome = run_training(cfg, register=True if args.register else None)

@@ -13,17 +13,16 @@ import json
 import time
 from pathlib import Path
 
-import ray
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from raysweep import storage
 from raysweep._configlib import flatten, to_dict
+from raysweep.launch.resources import cluster_gpu_check, concurrent_trials, trial_resources
 from raysweep.launch.train import init_ray
 from raysweep.sweep.space import check_space, trial_config
 from raysweep.tracking import RunLogger, register_adapter, tracking_uri
 
-TRIAL_CPU = 0.5  # the trial function itself only waits on its TorchTrainer
 STATE_FILE = "raysweep_sweep.json"
 
 
@@ -100,16 +99,9 @@ class LiveTable(tune.Callback):
         print("\n".join(lines), flush=True)
 
 
-def max_concurrent(cfg) -> int:
-    """Trials at once: what the cluster's CPUs (and GPUs) hold, given one trial's scaling config."""
-    if cfg.sweep.max_concurrent:
-        return cfg.sweep.max_concurrent
-    res = ray.cluster_resources()
-    per_cpu = TRIAL_CPU + cfg.train.num_workers * cfg.train.cpus_per_worker
-    n = int(res.get("CPU", 1) // per_cpu)
-    if cfg.train.use_gpu:
-        n = min(n, int(res.get("GPU", 0) // cfg.train.num_workers))
-    return max(1, n)
+def max_concurrent(cfg, capacity) -> int | None:
+    """Trials at once (None: no limit, Tune queues them): ``sweep.max_concurrent``, else what the cluster holds at its largest."""
+    return concurrent_trials(trial_resources(cfg), capacity, cfg.sweep.max_concurrent)
 
 
 def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
@@ -124,6 +116,7 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
     if not resume and storage.exists(state_path):
         raise UserError(f"sweep {sweep.name} already exists at {exp_dir}; continue it with --resume or set sweep.name=...")
     init_ray()
+    capacity = cluster_gpu_check(cfg)
     uri = tracking_uri(cfg.mlflow)
     base = to_dict(cfg)
     n_points = check_space(base, sweep.space, configs_root)
@@ -134,7 +127,7 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
             raise UserError(f"--resume: no sweep state at {exp_dir}; run without --resume first")
         parent = RunLogger(uri, storage.read_json(state_path)["parent_run_id"])
         print(f"resuming sweep {sweep.name} from {exp_dir}", flush=True)
-        tuner = tune.Tuner.restore(exp_path, tune.with_resources(trial_fn, {"CPU": TRIAL_CPU}), storage_filesystem=exp_fs,
+        tuner = tune.Tuner.restore(exp_path, tune.with_resources(trial_fn, {"CPU": sweep.trial_cpus}), storage_filesystem=exp_fs,
                                    resume_unfinished=True, resume_errored=True)  # fmt: skip
     else:
         parent = RunLogger.start(uri, cfg.mlflow.experiment, sweep.name,
@@ -147,11 +140,12 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
             # or its final evaluation (after the last report) would be cut off.
             scheduler = ASHAScheduler(time_attr="epoch", max_t=cfg.train.epochs + 1, grace_period=sweep.grace_period,
                                       reduction_factor=sweep.reduction_factor, stop_last_trials=False)  # fmt: skip
-        concurrent = max_concurrent(cfg)
-        print(f"sweep {sweep.name}: {n_points * sweep.num_samples} trials ({sweep.scheduler}), up to {concurrent} at once; "
+        concurrent = max_concurrent(cfg, capacity)
+        at_once = f"up to {concurrent} at once" if concurrent else "as many at once as the autoscaler provides"
+        print(f"sweep {sweep.name}: {n_points * sweep.num_samples} trials ({sweep.scheduler}), {at_once}; "
               f"MLflow parent run {parent.run_id}", flush=True)  # fmt: skip
         tuner = tune.Tuner(
-            tune.with_resources(trial_fn, {"CPU": TRIAL_CPU}),
+            tune.with_resources(trial_fn, {"CPU": sweep.trial_cpus}),
             param_space={"values": _space_to_tune(sweep.space), "base": base, "configs_root": str(configs_root),
                          "parent_run_id": parent.run_id, "sweep": sweep.name, "trials_path": storage.join(exp_dir, "trials")},
             tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, scheduler=scheduler,

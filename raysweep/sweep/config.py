@@ -27,7 +27,16 @@ class SweepConfig:
     scheduler: Literal["asha", "fifo"] = doc("asha stops weak trials early; fifo runs every trial to the end.", "asha")
     grace_period: int = doc("ASHA: epochs every trial gets before it can be stopped.", 1)
     reduction_factor: float = doc("ASHA: keep 1/reduction_factor of the trials at each rung.", 3.0)
-    max_concurrent: int = doc("Trials at once (0 = as many as the cluster's resources allow).", 0)
+    max_concurrent: int = doc(
+        "Trials at once (0 = as many as the cluster holds at its largest: its resources now or, on an autoscaling "
+        "cluster, once every node its autoscaler may add is up; trials queue for nodes still to come).",
+        0,
+    )
+    trial_cpus: float = doc(
+        "CPUs reserved for each trial's own driver (the Tune function that starts its Ray Train workers and waits on "
+        "them), on top of train.num_workers x train.cpus_per_worker.",
+        0.5,
+    )
     group_by: list[str] = doc("Config keys whose values group trials in the summary (best trial per group).", factory=list)
     register_best: bool = doc("Register the best adapter of each group in the MLflow registry.", True)
     storage_path: str = doc("Where the Tune experiment state lives (for --resume).", "runs/sweeps")
@@ -44,6 +53,10 @@ class SweepConfig:
                     raise ConfigError(f"space.{key}.{kind}", f"expected [low, high] with low < high, got {values}")
                 if kind == "loguniform" and values[0] <= 0:
                     raise ConfigError(f"space.{key}.{kind}", f"bounds must be > 0, got {values}")
+        if self.trial_cpus < 0:
+            raise ConfigError("trial_cpus", f"must be >= 0, got {self.trial_cpus}")
+        if self.max_concurrent < 0:
+            raise ConfigError("max_concurrent", f"must be >= 0 (0 = as many as the cluster holds), got {self.max_concurrent}")
         if self.num_samples < 1:
             raise ConfigError("num_samples", f"must be >= 1, got {self.num_samples}")
         if self.grace_period < 1:
