@@ -8,6 +8,8 @@ HELP = "Run a sweep (Ray Tune + ASHA) over config keys; each trial is a full `ra
 def add_arguments(parser) -> None:
     add_config_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="continue an interrupted sweep without repeating finished trials")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show Ray's own output too (workers' logs, Tune's reporter, Train's result lines)")
 
 
 def run(args) -> int:
@@ -23,7 +25,7 @@ def run(args) -> int:
     print_notes(check_run_inputs(cfg, sweep=True, configs_root=configs_root))
     from raysweep.launch.sweep import run_sweep
 
-    summary = run_sweep(_absolute_paths(cfg), configs_root, resume=args.resume)
+    summary = run_sweep(_absolute_paths(cfg), configs_root, resume=args.resume, verbose=args.verbose)
     if summary.get("interrupted"):
         return 130
     return 0 if not summary["parent_metrics"]["errored"] else 1

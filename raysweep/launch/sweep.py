@@ -10,7 +10,6 @@ is printed and logged, and the best adapter of each group is registered.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from ray import tune
@@ -18,6 +17,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from raysweep import storage
 from raysweep._configlib import flatten, to_dict
+from raysweep.launch.console import BoardCallback, init_sweep_ray
 from raysweep.launch.resources import cluster_gpu_check, concurrent_trials, trial_resources
 from raysweep.launch.train import init_ray
 from raysweep.sweep.space import check_space, trial_config
@@ -50,62 +50,13 @@ def trial_fn(config: dict) -> None:
     RunLogger(outcome.tracking_uri, outcome.run_id).set_tags({"raysweep.trial_status": "completed"})
 
 
-class LiveTable(tune.Callback):
-    """A compact table of trials (epoch, validation metric, status), printed as results arrive."""
-
-    def __init__(self, metric: str, keys: list[str], max_epochs: int, every_s: float = 15.0):
-        self.metric, self.keys, self.max_epochs, self.every_s = metric, keys, max_epochs, every_s
-        self.rows: dict[str, dict] = {}
-        self._last = 0.0
-
-    def _row(self, trial) -> dict:
-        return self.rows.setdefault(trial.trial_id, {"status": "PENDING", "epoch": 0, self.metric: None, "values": trial.config.get("values", {})})
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self._row(trial)["status"] = "RUNNING"
-        self._print(force=False)
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        row = self._row(trial)
-        finishing = result.get("early_stopped") or result.get("epoch", 0) >= self.max_epochs
-        row.update(status="EVAL" if finishing else "RUNNING", epoch=result.get("epoch", row["epoch"]),
-                   **{self.metric: result.get(self.metric)})  # fmt: skip
-        self._print(force=False)
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        row = self._row(trial)
-        row["status"] = "DONE" if row["status"] == "EVAL" else "STOPPED"  # ended before its last epoch: ASHA
-        self._print(force=True)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._row(trial)["status"] = "ERROR"
-        self._print(force=True)
-
-    def on_experiment_end(self, trials, **info):
-        self._print(force=True)
-
-    def _print(self, force: bool) -> None:
-        now = time.time()
-        if not force and now - self._last < self.every_s:
-            return
-        self._last = now
-        header = f"{'trial':14s} {'status':8s} {'epoch':>5s} {self.metric:>10s}  " + "  ".join(self.keys)
-        lines = [time.strftime("[%H:%M:%S] trials"), header]
-        for trial_id, row in sorted(self.rows.items()):
-            value = row[self.metric]
-            shown = f"{value:10.4f}" if isinstance(value, (int, float)) else f"{'-':>10s}"
-            vals = "  ".join(str(row["values"].get(k, "-")) for k in self.keys)
-            lines.append(f"{trial_id[-14:]:14s} {row['status']:8s} {row['epoch']:5d} {shown}  {vals}")
-        print("\n".join(lines), flush=True)
-
-
 def max_concurrent(cfg, capacity) -> int | None:
     """Trials at once (None: no limit, Tune queues them): ``sweep.max_concurrent``, else what the cluster holds at its largest."""
     return concurrent_trials(trial_resources(cfg), capacity, cfg.sweep.max_concurrent)
 
 
-def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
-    """Run (or resume) the sweep of ``cfg.sweep``; returns the summary."""
+def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = False) -> dict:
+    """Run (or resume) the sweep of ``cfg.sweep``; returns the summary. ``verbose``: Ray's own lines too."""
     from raysweep.errors import UserError
 
     sweep = cfg.sweep
@@ -115,12 +66,14 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
         raise UserError(f"--resume: no sweep state at {exp_dir}; run without --resume first")
     if not resume and storage.exists(state_path):
         raise UserError(f"sweep {sweep.name} already exists at {exp_dir}; continue it with --resume or set sweep.name=...")
+    init_sweep_ray(verbose)
     init_ray()
     capacity = cluster_gpu_check(cfg)
     uri = tracking_uri(cfg.mlflow)
     base = to_dict(cfg)
-    n_points = check_space(base, sweep.space, configs_root)
-    keys = list(sweep.space)
+    space = sweep.search_space()  # with sweep.seeds as a train.seed axis
+    n_points = check_space(base, space, configs_root)
+    keys = list(space)
     if resume:
         exp_fs, exp_path = storage.filesystem(exp_dir)
         if not tune.Tuner.can_restore(exp_path, storage_filesystem=exp_fs):
@@ -146,13 +99,13 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False) -> dict:
               f"MLflow parent run {parent.run_id}", flush=True)  # fmt: skip
         tuner = tune.Tuner(
             tune.with_resources(trial_fn, {"CPU": sweep.trial_cpus}),
-            param_space={"values": _space_to_tune(sweep.space), "base": base, "configs_root": str(configs_root),
+            param_space={"values": _space_to_tune(space), "base": base, "configs_root": str(configs_root),
                          "parent_run_id": parent.run_id, "sweep": sweep.name, "trials_path": storage.join(exp_dir, "trials")},
             tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, scheduler=scheduler,
                                         num_samples=sweep.num_samples, max_concurrent_trials=concurrent,
                                         trial_dirname_creator=lambda t: t.trial_id),
             run_config=tune.RunConfig(name=sweep.name, **storage.ray_storage(sweep.storage_path), verbose=0,
-                                      callbacks=[LiveTable(sweep.metric, keys, cfg.train.epochs)]),
+                                      callbacks=[BoardCallback(sweep.metric, keys, cfg.train.epochs)]),
         )  # fmt: skip
     results = tuner.fit()
     if results.num_terminated + results.num_errors < n_points * sweep.num_samples:

@@ -9,6 +9,7 @@ from raysweep._configlib import doc
 from raysweep.errors import ConfigError
 
 SPACE_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+SEED_KEY = "train.seed"  # the key sweep.seeds varies: it seeds the LoRA init and the data order
 
 
 @dataclass
@@ -22,6 +23,12 @@ class SweepConfig:
         factory=dict,
     )
     num_samples: int = doc("Samples of the space (each grid point is repeated this many times).", 1)
+    seeds: list[int] = doc(
+        "Replicates: every point of the space runs once per seed (train.seed, and with it the data order, takes each "
+        "value); summaries, reports and the registration of group bests then use the mean over seeds with a 95% "
+        "interval. Empty: one run per point with the config's train.seed.",
+        factory=list,
+    )
     metric: str = doc("Metric ASHA and the summary rank trials by.", "val/acc")
     mode: Literal["max", "min"] = doc("Whether the metric is better high or low.", "max")
     scheduler: Literal["asha", "fifo"] = doc("asha stops weak trials early; fifo runs every trial to the end.", "asha")
@@ -41,7 +48,18 @@ class SweepConfig:
     register_best: bool = doc("Register the best adapter of each group in the MLflow registry.", True)
     storage_path: str = doc("Where the Tune experiment state lives (for --resume).", "runs/sweeps")
 
+    def search_space(self) -> dict[str, dict[str, Any]]:
+        """``space`` with the seeds as one more grid axis (``train.seed``) when ``seeds`` is set."""
+        return {**self.space, SEED_KEY: {"grid": list(self.seeds)}} if self.seeds else dict(self.space)
+
     def validate(self) -> None:
+        if self.seeds:
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in self.seeds):
+                raise ConfigError("seeds", f"expected a list of integers, got {self.seeds!r}")
+            if len(set(self.seeds)) != len(self.seeds):
+                raise ConfigError("seeds", f"a seed is listed twice: {self.seeds}")
+            if SEED_KEY in self.space:
+                raise ConfigError("seeds", f"{SEED_KEY} is also in sweep.space; list the seeds in one place (sweep.seeds)")
         for key, spec in self.space.items():
             if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in SPACE_KINDS:
                 raise ConfigError(f"space.{key}", f"expected one of {{{', '.join(SPACE_KINDS)}: ...}}, got {spec!r}")

@@ -61,6 +61,10 @@ def collect_trials(uri: str, parent_run_id: str, sweep, max_epochs: int, errors:
         g = groups.get(t["group"])
         if g is None or merit(t) > merit(g):
             groups[t["group"]] = t
+    if getattr(sweep, "seeds", None):
+        from raysweep.sweep.seeds import best_seeded_groups
+
+        groups = best_seeded_groups(trials, sweep.mode)  # the best point by its mean over seeds
     trial_epochs = sum(t["epochs"] for t in trials)
     parent_metrics = {"trials": len(trials), "trial_epochs": trial_epochs, "grid_trial_epochs": len(trials) * max_epochs,
                       "stopped_early": sum(t["status"] == "stopped_early" for t in trials),
@@ -70,7 +74,18 @@ def collect_trials(uri: str, parent_run_id: str, sweep, max_epochs: int, errors:
         parent_metrics[f"best/{slug}/{_slug(sweep.metric)}"] = t["best"]
         for key, value in t["test"].items():
             parent_metrics[f"best/{slug}/{key}"] = value
+        for key, (mean, low, high) in _seed_means(t).items():
+            parent_metrics.update({f"best/{slug}/{key}_seed_mean": mean, **({f"best/{slug}/{key}_seed_ci_low": low,
+                                   f"best/{slug}/{key}_seed_ci_high": high} if low is not None else {})})  # fmt: skip
     return {"trials": trials, "groups": groups, "parent_metrics": parent_metrics}
+
+
+def _seed_means(t: dict) -> dict:
+    """``{metric: (mean, low, high)}`` over the seeds of a group best's point (empty without sweep.seeds)."""
+    seeds = t.get("seed_mean")
+    if not seeds:
+        return {}
+    return {k: v for k, v in {"val": seeds["best"], **seeds["test"]}.items() if v[0] is not None}
 
 
 def _slug(text: str) -> str:
@@ -96,10 +111,26 @@ def format_summary(summary: dict, sweep, eval_sets) -> str:
     lines += ["", f"### Best trial per group ({', '.join(sweep.group_by) or 'all trials'})", "",
               "| group | " + " | ".join(head) + " |", "|" + "---|" * (len(head) + 1)]  # fmt: skip
     lines += ["| " + name + " | " + " | ".join(row(t)) + " |" for name, t in sorted(summary["groups"].items())]
+    seeded = {name: t for name, t in sorted(summary["groups"].items()) if t.get("seed_mean")}
+    if seeded:
+        cols = [f"best {sweep.metric}", *[f"{s} tuned" for s in sets]]
+        lines += ["", "### Mean over seeds of each group's best point (95% t interval)", "",
+                  "| group | point | seeds | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 3)]  # fmt: skip
+        for name, t in seeded.items():
+            sm = t["seed_mean"]
+            cells = [_mean_cell(sm["best"], "{:.4f}"), *[_mean_cell(sm["test"].get(f"test/{s}/acc"), "{:.1%}") for s in sets]]
+            lines.append(f"| {name} | {sm['point']} | {', '.join(map(str, sm['seeds']))} | " + " | ".join(cells) + " |")
     m = summary["parent_metrics"]
     lines += ["", f"{m['trials']} trials, {m['stopped_early']} stopped early by ASHA, {m['errored']} errored; "
               f"{m['trial_epochs']} trial-epochs of {m['grid_trial_epochs']} for the full grid."]  # fmt: skip
     return "\n".join(lines)
+
+
+def _mean_cell(stat, fmt: str) -> str:
+    mean, low, high = stat or (None, None, None)
+    if mean is None:
+        return "-"
+    return fmt.format(mean) + (f" [{fmt.format(low)}, {fmt.format(high)}]" if low is not None else "")
 
 
 def register_groups(uri: str, summary: dict, cfg, register) -> list[str]:
@@ -125,9 +156,14 @@ def register_groups(uri: str, summary: dict, cfg, register) -> list[str]:
             model_name = cfg.mlflow.registered_model or f"raysweep-{resolved['model']['family']}"
             alias = f"best-{_slug(cfg.sweep.name)}-{_slug(name)}".replace(".", "-").replace("=", "-")[:255]
             tags = {**registry_tags(resolved), "sweep": cfg.sweep.name, "group": name}
+            if t.get("seed_mean"):
+                mean, low, high = t["seed_mean"]["best"]
+                tags["seed_mean"] = f"{cfg.sweep.metric} {mean:.4f}" + (f" [{low:.4f}, {high:.4f}]" if low is not None else "")
+                tags["seeds"] = ",".join(map(str, t["seed_mean"]["seeds"]))
             version = register(uri, t["run_id"], local, run_cfg, model_name, alias, tags)
         lines.append(f"group {name}: registered models:/{model_name}@{alias} (version {version}, trial {t['trial_id']})")
-        score = t["best"] if cfg.sweep.mode == "max" else -t["best"]
+        merit = t["seed_mean"]["best"][0] if t.get("seed_mean") else t["best"]  # with seeds: the point's mean
+        score = merit if cfg.sweep.mode == "max" else -merit
         if model_name not in champions or score > champions[model_name][0]:
             champions[model_name] = (score, version)
     from mlflow import MlflowClient

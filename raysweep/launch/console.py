@@ -1,0 +1,93 @@
+"""What ``raysweep sweep`` prints: Ray's own lines off unless ``--verbose``, one live trials table.
+
+Ray's chatter is turned off by Ray's own settings where it has one:
+
+- ``ray.init(log_to_driver=False)``: workers' and actors' output (Train's ``Reporting training
+  result`` dumps, ``PreemptionWatcher``/``PlacementGroupCleaner`` warnings, the trials' tqdm bars)
+  stays in the session's log files under ``/tmp/ray/session_*/logs`` and never reaches the driver;
+- ``ray.init(logging_level=ERROR)``: the driver's ``ray`` logger (cluster start, token notice);
+- ``RAY_AIR_NEW_OUTPUT=0`` with ``RunConfig(verbose=0)``: Tune's legacy reporter at verbosity 0
+  prints nothing (the new engine still prints its configuration box and result paths at 0);
+- Ray Train's ``RunConfig(logging_config=LoggingConfig(log_level="WARNING"))`` (set by
+  :mod:`raysweep.launch.train`) for Train's own logger.
+
+What has no setting is raysweep's filter: the ``ray.tune``/``ray.train``/``ray.data`` and MLflow
+loggers of the driver are raised to ERROR (MLflow's ``Creating initial MLflow database tables``),
+and library warnings are ignored. Trial progress comes through Tune's results instead, into the
+:class:`~raysweep.sweep.board.TrialBoard`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from ray import tune
+
+from raysweep.sweep.board import TrialBoard
+
+QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data", "mlflow", "alembic", "py.warnings")
+
+
+def init_sweep_ray(verbose: bool) -> None:
+    """Start or connect to Ray for a sweep; quiet unless ``verbose`` (then Ray's defaults)."""
+    import ray
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    if ray.is_initialized():
+        return
+    if verbose:
+        ray.init(log_to_driver=True)
+        return
+    quiet_driver()
+    ray.init(log_to_driver=False, logging_level=logging.ERROR)
+
+
+def quiet_driver() -> None:
+    """raysweep's filter for the driver's own lines that Ray has no setting for."""
+    import warnings
+
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+
+
+class BoardCallback(tune.Callback):
+    """Feeds Tune's trial events to a :class:`TrialBoard` (epoch, step rate, latest metric, status)."""
+
+    def __init__(self, metric: str, keys: list[str], max_epochs: int, live: bool | None = None, stream=None):
+        self.board = TrialBoard(metric, keys, max_epochs, stream=stream, live=live)
+        self.metric, self.max_epochs = metric, max_epochs
+
+    def _values(self, trial) -> dict:
+        return trial.config.get("values", {})
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.board.update(trial.trial_id, self._values(trial), status="RUNNING")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        finishing = result.get("epoch", 0) >= self.max_epochs
+        self.board.update(trial.trial_id, self._values(trial), status="EVAL" if finishing else "RUNNING",
+                          epoch=result.get("epoch"), metric=result.get(self.metric),
+                          steps_per_s=steps_per_second(result, trial.config.get("base", {})))  # fmt: skip
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        row = self.board.rows.get(trial.trial_id)
+        done = row is not None and row.status == "EVAL"  # ended before its last epoch: ASHA stopped it
+        self.board.update(trial.trial_id, self._values(trial), status="DONE" if done else "STOPPED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.board.update(trial.trial_id, self._values(trial), status="ERROR")
+
+    def on_experiment_end(self, trials, **info):
+        self.board.stop()
+
+
+def steps_per_second(result: dict, base: dict) -> float | None:
+    """Optimizer steps per second in the epoch just reported (``train/rows_per_s`` over the global batch)."""
+    rows = result.get("train/rows_per_s")
+    train = base.get("train", {})
+    batch = (train.get("batch_size") or 0) * (train.get("num_workers") or 1) * (train.get("grad_accum") or 1)
+    return rows / batch if isinstance(rows, (int, float)) and batch else None

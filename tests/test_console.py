@@ -1,0 +1,59 @@
+"""The sweep's terminal: the trials board (live table on a terminal, one line per change otherwise)."""
+
+import io
+import re
+
+from raysweep.launch.console import BoardCallback, steps_per_second
+from raysweep.sweep.board import TrialBoard
+
+
+class FakeTrial:
+    def __init__(self, trial_id, values):
+        self.trial_id = trial_id
+        self.config = {"values": values, "base": {"train": {"batch_size": 8, "num_workers": 2, "grad_accum": 1}}}
+
+
+def test_plain_stream_gets_one_line_per_change_and_no_repeats():
+    out = io.StringIO()
+    cb = BoardCallback("val/loss", ["train.lr"], max_epochs=2, stream=out)
+    assert cb.board.live is False  # a StringIO is not a terminal
+    t = FakeTrial("abc_00000", {"train.lr": 0.001})
+    cb.on_trial_start(0, [], t)
+    cb.on_trial_start(0, [], t)  # the same state again: not a change
+    cb.on_trial_result(0, [], t, {"epoch": 1, "val/loss": 1.25, "train/rows_per_s": 32.0})
+    cb.on_trial_result(0, [], t, {"epoch": 2, "val/loss": 0.5, "train/rows_per_s": 32.0})
+    cb.on_trial_complete(0, [], t)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4, lines
+    assert "RUNNING" in lines[0] and "epoch   0/2" in lines[0] and "train.lr=0.001" in lines[0]
+    assert "val/loss 1.2500" in lines[1] and "2.00 steps/s" in lines[1]  # 32 rows/s over 8 x 2 rows a step
+    assert "EVAL" in lines[2]  # last epoch reported: the final evaluation runs next
+    assert "DONE" in lines[3]
+
+
+def test_trial_ended_before_its_last_epoch_is_stopped():
+    out = io.StringIO()
+    cb = BoardCallback("val/acc", [], max_epochs=5, stream=out)
+    t = FakeTrial("x_1", {})
+    cb.on_trial_result(0, [], t, {"epoch": 1, "val/acc": 0.2})
+    cb.on_trial_complete(0, [], t)
+    assert "STOPPED" in out.getvalue().splitlines()[-1]
+    cb.on_trial_error(0, [], FakeTrial("x_2", {}))
+    assert "ERROR" in out.getvalue().splitlines()[-1]
+
+
+def test_terminal_table_is_drawn_in_place():
+    out = io.StringIO()
+    board = TrialBoard("val/acc", ["lora.rank"], 3, stream=out, live=True)
+    for epoch in (1, 2, 3):
+        board.update("t_0", {"lora.rank": 8}, status="RUNNING", epoch=epoch, metric=0.1 * epoch)
+    board.stop()
+    text = out.getvalue()
+    # rich redraws by moving the cursor up over the previous table: ESC [ ... A
+    assert re.search(r"\x1b\[\d*A", text)
+    assert text.count("0.3000") >= 1 and "lora.rank" in text
+
+
+def test_steps_per_second_needs_a_rate():
+    assert steps_per_second({}, {"train": {"batch_size": 8}}) is None
+    assert steps_per_second({"train/rows_per_s": 80.0}, {"train": {"batch_size": 8, "grad_accum": 2}}) == 5.0
