@@ -58,8 +58,16 @@ if [[ -n "${MLFLOW_TRACKING_URI:-}" ]]; then
     runtime_env="$tmp_env"
 fi
 
+# The job's working_dir is shipped without .git: the code version is captured here and handed to the
+# driver as environment variables (raysweep/provenance.py reads them when git is not there).
+commit="$(git -C "$repo" rev-parse HEAD 2>/dev/null || echo unknown)"
+dirty=unknown
+if [[ "$commit" != unknown ]]; then
+    if [[ -n "$(git -C "$repo" status --porcelain --untracked-files=no)" ]]; then dirty=true; else dirty=false; fi
+fi
+
 # `python -m raysweep.cli` rather than the `raysweep` console script: the working_dir is on sys.path
 # on every node, but the package itself is not pip-installed there.
 # shellcheck disable=SC2086  # RAY_JOB_ARGS is a list of flags
 ray job submit --address "$RAY_ADDRESS" --working-dir . --runtime-env "$runtime_env" ${RAY_JOB_ARGS:-} \
-    -- python -m raysweep.cli sweep "$config_rel" "$@"
+    -- env RAYSWEEP_GIT_COMMIT="$commit" RAYSWEEP_GIT_DIRTY="$dirty" python -m raysweep.cli sweep "$config_rel" "$@"

@@ -102,6 +102,10 @@ def test_submit_sh_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     args = record.read_text().splitlines()
     assert args[:5] == ["job", "submit", "--address", "http://head:8265", "--working-dir"]
-    assert args[args.index("--"):] == ["--", "python", "-m", "raysweep.cli", "sweep", "configs/paper/models.yaml", "sweep.max_concurrent=2"]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    command = args[args.index("--"):]
+    assert command[:2] == ["--", "env"] and command[2] == f"RAYSWEEP_GIT_COMMIT={head}"  # provenance without .git
+    assert command[3] in ("RAYSWEEP_GIT_DIRTY=true", "RAYSWEEP_GIT_DIRTY=false")
+    assert command[4:] == ["python", "-m", "raysweep.cli", "sweep", "configs/paper/models.yaml", "sweep.max_concurrent=2"]
     sent = yaml.safe_load(Path(f"{record}.env").read_text())
     assert sent["env_vars"]["MLFLOW_TRACKING_URI"] == "http://mlflow.internal:5000"

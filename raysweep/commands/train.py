@@ -20,8 +20,9 @@ def run(args) -> int:
 
     init_ray()
     cluster_gpu_check(cfg)  # the cluster's GPUs, now and autoscalable, not the driver's
+    from raysweep.provenance import provenance_tags
     from raysweep.tracking import tracking_uri
 
-    outcome = run_training(cfg, register=True if args.register else None)
+    outcome = run_training(cfg, register=True if args.register else None, tags=provenance_tags(cfg))
     print(f"\nlook at it:  mlflow ui --backend-store-uri {tracking_uri(cfg.mlflow)}")
     return 0 if outcome.adapter_dir else 1
