@@ -1,30 +1,53 @@
-"""``python -m analysis.report``: the paper's tables and figures from the runs of an MLflow experiment.
+"""The paper's tables and figures from the runs of an MLflow experiment (``raysweep report`` drives it).
 
-Writes ``report.md``, one CSV per table and PNG figures into ``--out``, and prints the Markdown::
+Writes ``report.md``, one CSV per table, PNG figures and, through :mod:`analysis.html`, a
+self-contained ``index.html`` into ``--out``::
 
-    python -m analysis.report --experiment raysweep-paper --sweep distractors --out reports/distractors
+    raysweep report --experiment raysweep-paper --sweep distractors --out reports/distractors
 """
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from raysweep.errors import UserError
-
 from analysis import figures, tables
-from analysis.runs import best_per_family, eval_sets, load_trials, resolve_tracking_uri
+from analysis.runs import Trial, best_per_family, eval_sets, load_trials
+from analysis.seeds import seed_table
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
+@dataclass
+class Report:
+    """Everything one report shows: what the Markdown and the HTML page are rendered from."""
+
+    experiment: str
+    sweep: str | None
+    metric: str
+    mode: str
+    trials: list[Trial]
+    sets: list[str]
+    swept: list[str]
+    tables: dict[str, tables.Table]
+    figures: list[Path]
+    markdown: str = ""
+    best: dict[str, Trial] = field(default_factory=dict)
+
+
 def build_report(uri: str, experiment: str, out: Path, sweep: str | None = None, metric: str = "val/acc",
                  mode: str = "max", keys: list[str] | None = None) -> str:  # fmt: skip
     """Read the runs, write tables (Markdown + CSV) and figures into ``out``; return the Markdown."""
+    return collect_report(uri, experiment, out, sweep, metric, mode, keys).markdown
+
+
+def collect_report(uri: str, experiment: str, out: Path, sweep: str | None = None, metric: str = "val/acc",
+                   mode: str = "max", keys: list[str] | None = None) -> Report:  # fmt: skip
+    """:func:`build_report`, returning the :class:`Report` (tables, figures, trials) as well as writing it."""
     trials = load_trials(uri, experiment, sweep, curve_keys=tuple(dict.fromkeys([metric, "val/acc"])))
     sets = eval_sets(trials)
     swept = keys if keys is not None else tables.swept_keys(trials)
@@ -36,7 +59,9 @@ def build_report(uri: str, experiment: str, out: Path, sweep: str | None = None,
     per_area = tables.per_area_table(trials, sets, metric, mode)
     bias = tables.center_bias_table(trials, sets, metric, mode)
     listing = tables.trials_table(trials, sets, swept, metric, mode)
-    for table in (model, ablation, per_area, bias, listing):
+    seeds = seed_table(trials, sets, [*swept, "train.seed"], metric, mode)  # None without replicates
+    written = [t for t in (model, ablation, per_area, bias, listing, seeds) if t is not None]
+    for table in written:
         table.write_csv(out / f"{table.slug}.csv")
 
     heatmaps = [figures.area_pair(t, s, figs / f"area_acc_{_slug(fam)}_{_slug(s)}.png")
@@ -51,7 +76,7 @@ def build_report(uri: str, experiment: str, out: Path, sweep: str | None = None,
         f"{len(trials)} trials ({', '.join(f'{n} {s}' for s, n in statuses.items())}); eval sets: "
         f"{', '.join(sets) or 'none'}; swept keys: {', '.join(swept) or 'none'}. Missing values (`-`): "
         "the run logged no such metric (a trial stopped early is never tested).", "",
-        model.markdown(), ablation.markdown() if swept else "", tables.per_area_grids(per_area),
+        model.markdown(), seeds.markdown() if seeds else "", ablation.markdown() if swept else "", tables.per_area_grids(per_area),
         bias.markdown(), listing.markdown(), "### Figures", "",
     ]  # fmt: skip
     for path in [*heatmaps, *lines, curves]:
@@ -59,33 +84,16 @@ def build_report(uri: str, experiment: str, out: Path, sweep: str | None = None,
             parts += [f"![{path.stem}]({path.relative_to(out).as_posix()})", ""]
     markdown = "\n".join(p for p in parts if p is not None) + "\n"
     (out / "report.md").write_text(markdown)
-    return markdown
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.splitlines()[0])
-    parser.add_argument("--experiment", required=True, help="MLflow experiment name (mlflow.experiment of the runs)")
-    parser.add_argument("--sweep", help="only the trials of this sweep (the parent run's raysweep.sweep tag)")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for report.md, the CSV tables and figures/")
-    parser.add_argument("--metric", default="val/acc", help="per-epoch metric that picks each family's best run (default val/acc)")
-    parser.add_argument("--mode", choices=["max", "min"], default="max", help="whether --metric is better high or low")
-    parser.add_argument("--keys", help="comma-separated config keys to group ablations by (default: every swept one of "
-                        f"{', '.join(tables.ABLATION_KEYS)})")  # fmt: skip
-    return parser
+    named = {t.slug: t for t in written if t is not ablation or swept}
+    return Report(experiment, sweep, metric, mode, trials, sets, swept, named, [p for p in [*heatmaps, *lines, curves] if p],
+                  markdown, best_per_family(trials, metric, mode))  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        uri = resolve_tracking_uri(args.tracking_uri)
-        keys = [k.strip() for k in args.keys.split(",") if k.strip()] if args.keys else None
-        markdown = build_report(uri, args.experiment, args.out, args.sweep, args.metric, args.mode, keys)
-    except UserError as err:
-        print(f"analysis.report: error: {err}", file=sys.stderr)
-        return 2
-    print(markdown)
-    return 0
+    """``python -m analysis.report ...``: the same as ``raysweep report ...`` (the entry point now)."""
+    from raysweep.cli import main as raysweep_main
+
+    return raysweep_main(["report", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

@@ -139,3 +139,23 @@ def best_per_family(trials: list[Trial], metric: str = "val/acc", mode: str = "m
         if t.family not in best or key > best[t.family][0]:
             best[t.family] = (key, t)
     return {fam: t for fam, (_, t) in sorted(best.items())}
+
+
+def experiment_id(uri: str, experiment: str) -> str | None:
+    """The MLflow id of ``experiment`` (for links into the MLflow UI), None when it does not exist."""
+    from mlflow import MlflowClient
+
+    exp = MlflowClient(tracking_uri=uri).get_experiment_by_name(experiment)
+    return exp.experiment_id if exp else None
+
+
+def sweep_params(uri: str, experiment: str, sweep: str) -> tuple[str | None, dict[str, str]]:
+    """The parent run of ``sweep`` (its id) and the params it logged (``sweep.*``: the sweep's configuration)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return None, {}
+    runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`raysweep.sweep` = '{sweep}' and tags.`raysweep.role` = 'sweep'")
+    return (runs[0].info.run_id, dict(runs[0].data.params)) if runs else (None, {})

@@ -132,9 +132,9 @@ def test_figures_are_written_and_linked(sweep_report):
         assert f"](figures/{name})" in (sweep_report / "report.md").read_text()
 
 
-def test_whole_experiment_includes_plain_runs(store, tmp_path, capsys):
+def test_whole_experiment_includes_plain_runs(store, tmp_path):
     assert report.main(["--experiment", EXPERIMENT, "--tracking-uri", store, "--out", str(tmp_path)]) == 0
-    printed = capsys.readouterr().out
+    printed = (tmp_path / "report.md").read_text()
     assert "| clip | fine-tuned | choice | plain-run |" in printed
     assert "6 trials (5 completed, 1 stopped_early)" in printed
 
