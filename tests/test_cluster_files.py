@@ -42,12 +42,21 @@ def test_runtime_env_is_valid_for_ray():
 
 
 def test_one_ray_version_everywhere():
-    """The image tags, KubeRay's rayVersion and the runtime env's ray pin name the same Ray."""
-    text = "\n".join(p.read_text() for p in CLUSTER.glob("*.yaml"))
-    tags = set(re.findall(r"rayproject/ray:(\d+\.\d+\.\d+)", text))
-    pins = set(re.findall(r"ray\[[^\]]*\]==(\d+\.\d+\.\d+)", text))
-    ray_version = yaml.safe_load((CLUSTER / "kuberay-raycluster.yaml").read_text())["spec"]["rayVersion"]
-    assert len(tags) == 1 and tags == pins == {ray_version}
+    """cluster/versions.env pins Ray once; every image tag, rayVersion and ray pin under cluster/ names it."""
+    env = dict(line.split("=", 1) for line in (CLUSTER / "versions.env").read_text().splitlines() if line and not line.startswith("#"))
+    version = env["RAY_VERSION"]
+    files = [p for p in sorted(CLUSTER.rglob("*")) if p.is_file() and p.suffix in (".yaml", ".sh", ".sbatch")]
+    found = {}
+    for path in files:
+        text = path.read_text()
+        for pattern in (r"rayproject/ray:(\d+\.\d+\.\d+)", r"ray\[[^\]]*\]==(\d+\.\d+\.\d+)", r"rayVersion:\s*\"?(\d+\.\d+\.\d+)"):
+            for match in re.findall(pattern, text):
+                found.setdefault(match, set()).add(path.name)
+    assert set(found) == {version}, found
+    named = set(found[version])
+    assert {"kuberay-raycluster.yaml", "kuberay-rayjob.yaml", "aws-cluster.yaml", "runtime_env.yaml"} <= named
+    ray_dep = next(d for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"] if d.startswith("ray["))
+    assert version.startswith(ray_dep.split(">=")[1]), f"pyproject's {ray_dep} lower bound is not the cluster's Ray {version}"
 
 
 def test_kuberay_has_cpu_head_and_gpu_workers():
