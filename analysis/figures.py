@@ -5,8 +5,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from raysweep.metrics import AREA_SLUGS
-from raysweep.plots import area_heatmap
+from raysweep.plots import area_heatmap, class_bars
 
 from analysis.runs import Trial
 from analysis.tables import sort_values
@@ -25,10 +24,12 @@ def _pyplot():
 
 
 def area_pair(trial: Trial, eval_set: str, path: Path) -> Path | None:
-    """Base and fine-tuned per-area accuracy of ``trial`` on ``eval_set``, side by side (None if neither logged)."""
+    """Base and fine-tuned per-class accuracy of ``trial`` on ``eval_set``, side by side (None if neither
+    logged): heatmaps when the classes of the run's task form a grid, else bars."""
+    task = trial.task
     panels = []
     for kind, label in (("base", "base"), ("test", "fine-tuned")):
-        values = [trial.metric(f"{kind}/{eval_set}/acc/{slug}") for slug in AREA_SLUGS]
+        values = [trial.metric(f"{kind}/{eval_set}/acc/{slug}") for slug in task.slugs]
         if any(v is not None for v in values):
             panels.append((label, [float("nan") if v is None else v for v in values]))
     if not panels:
@@ -37,16 +38,19 @@ def area_pair(trial: Trial, eval_set: str, path: Path) -> Path | None:
     from matplotlib.image import imread
 
     with tempfile.TemporaryDirectory() as tmp:
-        images = [
-            imread(area_heatmap(values, f"{trial.family} {label}: {eval_set}", Path(tmp) / f"{i}.png",
-                                fmt="{:.0%}", cbar_label="accuracy", vmin=0.0, vmax=1.0))
-            for i, (label, values) in enumerate(panels)
-        ]  # fmt: skip
+        def panel(i, label, values):
+            title, png = f"{trial.family} {label}: {eval_set}", Path(tmp) / f"{i}.png"
+            if task.grid_side():
+                return area_heatmap(values, title, png, fmt="{:.0%}", cbar_label="accuracy", vmin=0.0, vmax=1.0,
+                                    area_names=list(task.answer_names))  # fmt: skip
+            return class_bars(values, list(task.answer_names), title, png, vmax=1.0)
+
+        images = [imread(panel(i, label, values)) for i, (label, values) in enumerate(panels)]
     fig, axes = plt.subplots(1, len(images), figsize=(4.8 * len(images), 4.2), dpi=120)
     for ax, image in zip([axes] if len(images) == 1 else axes, images):
         ax.imshow(image)
         ax.axis("off")
-    fig.suptitle(f"accuracy by target area, run {trial.name}", fontsize=10)
+    fig.suptitle(f"accuracy by target class, run {trial.name}", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

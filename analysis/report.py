@@ -57,10 +57,10 @@ def collect_report(uri: str, experiment: str, out: Path, sweep: str | None = Non
     model = tables.model_table(trials, sets, metric, mode)
     ablation = tables.ablation_table(trials, sets, swept, metric, mode)
     per_area = tables.per_area_table(trials, sets, metric, mode)
-    bias = tables.center_bias_table(trials, sets, metric, mode)
+    biases = tables.bias_tables(trials, sets, metric, mode)
     listing = tables.trials_table(trials, sets, swept, metric, mode)
     seeds = seed_table(trials, sets, [*swept, "train.seed"], metric, mode)  # None without replicates
-    written = [t for t in (model, ablation, per_area, bias, listing, seeds) if t is not None]
+    written = [t for t in (model, ablation, per_area, *biases, listing, seeds) if t is not None]
     for table in written:
         table.write_csv(out / f"{table.slug}.csv")
 
@@ -76,8 +76,8 @@ def collect_report(uri: str, experiment: str, out: Path, sweep: str | None = Non
         f"{len(trials)} trials ({', '.join(f'{n} {s}' for s, n in statuses.items())}); eval sets: "
         f"{', '.join(sets) or 'none'}; swept keys: {', '.join(swept) or 'none'}. Missing values (`-`): "
         "the run logged no such metric (a trial stopped early is never tested).", "",
-        model.markdown(), seeds.markdown() if seeds else "", ablation.markdown() if swept else "", tables.per_area_grids(per_area),
-        bias.markdown(), listing.markdown(), "### Figures", "",
+        model.markdown(), seeds.markdown() if seeds else "", ablation.markdown() if swept else "", tables.per_area_grids(per_area, trials, metric, mode),
+        *[b.markdown() for b in biases], listing.markdown(), "### Figures", "",
     ]  # fmt: skip
     for path in [*heatmaps, *lines, curves]:
         if path is not None:

@@ -34,6 +34,13 @@ class Trial:
     def family(self) -> str:
         return self.params.get("family") or self.params.get("model.family") or self.tags.get("raysweep.family", "?")
 
+    @property
+    def task(self):
+        """The task the run trained on (its ``data.*`` params; runs before ``data.task``: absolute)."""
+        from raysweep.tasks import task_from_params
+
+        return task_from_params(self.params)
+
     def metric(self, key: str) -> float | None:
         """The metric's last value, or None when the run never logged it (e.g. stopped early)."""
         value = self.metrics.get(key)

@@ -11,7 +11,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from raysweep.metrics import AREA_SLUGS
+from raysweep.tasks import slug as slug_of
 
 from analysis.runs import Trial, best_per_family
 
@@ -180,47 +180,76 @@ def ablation_table(trials: list[Trial], sets: list[str], keys: list[str], metric
 
 
 def per_area_table(trials: list[Trial], sets: list[str], metric: str = "val/acc", mode: str = "max") -> Table:
-    """(c) Long form of the 3x3 per-area accuracy, base and fine-tuned, of each family's best run."""
+    """(c) Long form of the per-class accuracy (the areas of the answer grid, or the relations),
+    base and fine-tuned, of each family's best run; the classes are those of the run's task."""
     rows = []
     for family, t in best_per_family(trials, metric, mode).items():
         for s in sets:
-            for slug in AREA_SLUGS:
+            for slug in t.task.slugs:
                 base, tuned = t.metric(f"base/{s}/acc/{slug}"), t.metric(f"test/{s}/acc/{slug}")
                 gain = Gain(tuned - base) if base is not None and tuned is not None else None
                 rows.append([family, s, slug, base, tuned, gain])
     return Table("per_area", "Per-area accuracy (best run per family)", ["family", "eval set", "area", "base", "fine-tuned", "gain"], rows)
 
 
-def per_area_grids(table: Table) -> str:
-    """(c) as Markdown: one 3x3 grid per (family, eval set), each cell ``base -> fine-tuned``."""
-    out = [f"### {table.title}", "", "Each cell: base → fine-tuned accuracy on the targets in that area.", ""]
+def per_area_grids(table: Table, trials: list[Trial], metric: str = "val/acc", mode: str = "max") -> str:
+    """(c) as Markdown: per (family, eval set) the answer grid of the run's task (rows x columns of
+    areas; one row of classes for a task without a grid), each cell ``base -> fine-tuned``."""
+    out = [f"### {table.title}", "", "Each cell: base → fine-tuned accuracy on the targets of that class.", ""]
+    tasks = {family: t.task for family, t in best_per_family(trials, metric, mode).items()}
     groups: dict[tuple[str, str], dict[str, tuple]] = {}
     for family, s, slug, base, tuned, _ in table.rows:
         groups.setdefault((family, s), {})[slug] = (base, tuned)
     for (family, s), cells in groups.items():
-        out += [f"**{family}, {s}**", "", "| | left | center | right |", "|---|---:|---:|---:|"]
-        for row_name in ("top", "center", "bottom"):
-            line = [row_name]
-            for col in ("left", "center", "right"):
-                slug = "center" if row_name == col == "center" else f"{row_name}_{col}"
-                base, tuned = cells.get(slug, (None, None))
-                line.append(f"{format_cell(base)} → {format_cell(tuned)}")
+        task = tasks[family]
+        side = task.grid_side() or task.n_classes
+        rows = [task.answer_names[r * side : (r + 1) * side] for r in range(task.n_classes // side)]
+        cols, labels = _grid_labels(task, side)
+        out += [f"**{family}, {s}**", "", "| | " + " | ".join(cols) + " |", "|---|" + "---:|" * side]
+        for label, names in zip(labels, rows):
+            line = [label] + [" → ".join(format_cell(v) for v in cells.get(slug_of(n), (None, None))) for n in names]
             out.append("| " + " | ".join(line) + " |")
         out.append("")
     return "\n".join(out)
 
 
-def center_bias_table(trials: list[Trial], sets: list[str], metric: str = "val/acc", mode: str = "max") -> Table:
-    """(d) Centre-bias index and the share of 'center' answers, base against fine-tuned."""
-    headers = ["family", "eval set", "run", "base center_bias", "fine-tuned center_bias", "base center share", "fine-tuned center share"]
-    rows = []
-    for family, t in best_per_family(trials, metric, mode).items():
-        for s in sets:
-            rows.append([family, s, t.name, t.metric(f"base/{s}/center_bias"), t.metric(f"test/{s}/center_bias"),
-                         t.metric(f"base/{s}/pred_frac/center"), t.metric(f"test/{s}/pred_frac/center")])  # fmt: skip
-    note = ("center_bias: share of `center` answers among questions whose target lies elsewhere "
-            "(0 for a perfect model, 1/9 = 11.1% for uniform guessing); center share: share of all answers that say `center`.")  # fmt: skip
-    return Table("center_bias", "Centre bias: base vs fine-tuned", headers, rows, note)
+def _grid_labels(task, side: int) -> tuple[list[str], list[str]]:
+    """Column and row labels of a task's answer grid: the names' last and first words when they
+    split that way (``left center right``, ``top center bottom``), else the names / numbers."""
+    names = task.answer_names
+    if not task.grid_side():
+        return list(names), [""]
+    rows = [names[r * side].split(" ")[0] for r in range(side)]
+    cols = [names[c].split(" ")[-1] for c in range(side)]
+    if len(set(rows)) == side and len(set(cols)) == side:
+        return cols, rows
+    return [str(c + 1) for c in range(side)], [str(r + 1) for r in range(side)]
+
+
+def bias_tables(trials: list[Trial], sets: list[str], metric: str = "val/acc", mode: str = "max") -> list[Table]:
+    """(d) Each task's own bias index, base against fine-tuned, one table per index (the centre
+    bias of absolute_position, slug ``center_bias``), with the share of answers naming the classes
+    the index is about."""
+    best = best_per_family(trials, metric, mode)
+    keys: dict[str, object] = {}
+    for t in best.values():
+        for key in t.task.bias([], []):
+            keys.setdefault(key, t.task)
+    tables = []
+    for key, task in keys.items():
+        shares = task.bias_classes()
+        headers = ["family", "eval set", "run", f"base {key}", f"fine-tuned {key}"]
+        headers += [h for c in shares for h in (f"base {c} share", f"fine-tuned {c} share")]
+        rows = []
+        for family, t in best.items():
+            if key not in t.task.bias([], []):
+                continue
+            for s in sets:
+                row = [family, s, t.name, t.metric(f"base/{s}/{key}"), t.metric(f"test/{s}/{key}")]
+                rows += [row + [t.metric(f"{k}/{s}/pred_frac/{c}") for c in shares for k in ("base", "test")]]
+        note = task.bias_note() + "".join(f"; {c} share: share of all answers that say `{c}`" for c in shares) + "."
+        tables.append(Table(key, f"{key.replace('_', ' ').capitalize()}: base vs fine-tuned", headers, rows, note))
+    return tables
 
 
 def trials_table(trials: list[Trial], sets: list[str], keys: list[str], metric: str = "val/acc", mode: str = "max") -> Table:

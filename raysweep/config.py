@@ -21,16 +21,10 @@ from raysweep._configlib import (
     set_dotted,
     to_dict,
 )
-from raysweep.errors import ConfigError
+from raysweep.errors import ConfigError, UserError
 from raysweep.models.config import EvalConfig, LoraConfig, ModelConfig
 from raysweep.sweep.config import SweepConfig
 from raysweep.training.config import MlflowConfig, TrainConfig
-
-AREA_NAMES = [
-    "top left", "top center", "top right",
-    "center left", "center", "center right",
-    "bottom left", "bottom center", "bottom right",
-]  # fmt: skip
 
 DEFAULT_COLORS = {
     "red": [255, 0, 0],
@@ -65,9 +59,18 @@ class DataConfig:
         "Named Parquet datasets (folders written by `raysweep generate` or `raysweep coco`).",
         factory=dict,
     )
+    task: str = doc(
+        "The question type (see `raysweep tasks`): absolute_position (where is X: an area of the answer grid) "
+        "or relative_position (where is X relative to Y: left, right, above, below).",
+        "absolute_position",
+    )
     canvas_size: int = doc("Width and height of the square canvas in pixels.", 336)
     grid_size: int = doc("Cells per side of the object grid (one object per cell).", 9)
-    areas_per_side: int = doc("Answer areas per side (3 gives the 9 areas of the 3x3 grid).", 3)
+    areas_per_side: int = doc(
+        "absolute_position: answer areas per side (3 gives the 9 areas of the 3x3 grid, 2 the four corners); "
+        "must divide grid_size.",
+        3,
+    )
     background: list[int] = doc("Background RGB colour.", factory=lambda: [0, 0, 0])
     shapes: list[str] = doc("Shapes that may appear (targets and distractors).", factory=lambda: list(SHAPES))
     colors: dict[str, list[int]] = doc("Colour names and their RGB values.", factory=lambda: dict(DEFAULT_COLORS))
@@ -94,11 +97,16 @@ class DataConfig:
     seed: int = doc("Seed of every random choice (subset, split, distractors, option order).", 42)
     antialias: int = doc("Supersampling factor of the sprite rasteriser (1 = aliased).", 4)
     template: str = doc(
-        "Question template; {ref} is 'colour shape', {options} the shuffled area names.",
-        "Where is the {ref}? Choose from [{options}].",
+        "Question template; empty = the task's own (`raysweep tasks`). {ref} is the target's 'colour shape', "
+        "{options} the shuffled answer names, {anchor} (relative_position) the reference object.",
+        "",
     )
     prompt_prefix: str = doc("Text put before the question in the model prompt.", "Answer using as few words as possible. ")
-    area_names: list[str] = doc("Names of the answer areas, row-major from top left.", factory=lambda: list(AREA_NAMES))
+    area_names: list[str] = doc(
+        "absolute_position: names of the answer areas, row-major from top left; empty = the task's names for "
+        "the grid (3x3: top left ... bottom right; 2x2: the corners; others: row R column C).",
+        factory=list,
+    )
 
     def validate(self) -> None:
         if self.canvas_size < 8:
@@ -107,7 +115,13 @@ class DataConfig:
             raise ConfigError("grid_size", f"{self.grid_size} cells leave less than 4 px per cell on a {self.canvas_size} px canvas")
         if self.areas_per_side < 1 or self.grid_size % self.areas_per_side:
             raise ConfigError("areas_per_side", f"must divide grid_size ({self.grid_size}), got {self.areas_per_side}")
-        if len(self.area_names) != self.areas_per_side**2:
+        from raysweep.tasks import task_class
+
+        try:
+            task_class(self.task)
+        except UserError as err:
+            raise ConfigError("task", err.message) from None
+        if self.area_names and len(self.area_names) != self.areas_per_side**2:
             raise ConfigError("area_names", f"needs {self.areas_per_side ** 2} names, got {len(self.area_names)}")
         _check_rgb("background", self.background)
         for name, rgb in self.colors.items():
@@ -149,9 +163,12 @@ class DataConfig:
             raise ConfigError("distractors", "a distractor must differ from the target in shape or colour: list more shapes or colours")
         if self.antialias < 1:
             raise ConfigError("antialias", f"must be >= 1, got {self.antialias}")
-        for key in ("{ref}", "{options}"):
-            if key not in self.template:
-                raise ConfigError("template", f"must contain {key}")
+        if self.template:
+            from raysweep.tasks import task_for
+
+            problem = task_for(self).check_template(self.template)
+            if problem:
+                raise ConfigError("template", problem)
 
     def target_combos(self) -> list[tuple[str, str]]:
         """(shape, colour) pairs of this split's targets, in a fixed order, without repeats."""

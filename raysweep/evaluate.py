@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 from raysweep import metrics
-from raysweep.parsing import parse_area
 
 
 def predict_rows(built, rows: list[dict], mode: str = "choice", batch_size: int = 16, max_new_tokens: int = 15, progress=None):
@@ -20,7 +19,7 @@ def predict_rows(built, rows: list[dict], mode: str = "choice", batch_size: int 
 
     Returns:
         ``(predictions, errors)``: one prediction per row, and ``{row index: "Type: message"}`` for the
-        rows the family could not take (their prediction is area -1). When every row fails, the
+        rows the family could not take (their prediction is -1). When every row fails, the
         first error is raised instead.
     """
     import torch
@@ -68,32 +67,44 @@ def _predict_batch(family, built, batch: list[dict], mode: str, max_new_tokens: 
     return preds, failed
 
 
+def for_task(built, task):
+    """``built`` answering ``task`` (its answer names scored and parsed); itself when it already does."""
+    from dataclasses import replace
+
+    if task is None or task == built.task:
+        return built
+    return replace(built, task=task, extras={})
+
+
 def evaluate_rows(
     built, rows: list[dict], mode: str = "choice", batch_size: int = 16, max_new_tokens: int = 15,
-    leniency: str = "lenient", progress=None,
+    leniency: str = "lenient", progress=None, task=None,
 ) -> dict:
-    """Predict ``rows`` and score them.
+    """Predict ``rows`` and score them against their ``label`` in ``task`` (default: the model's).
 
     Returns:
-        Flat metric keys (``acc``, ``acc_ci_low``, ``acc_ci_high``, ``macro_acc``, ``acc/<area_slug>``,
-        ``pred_frac/<area_slug>``, ``parse_fail_rate``, ``center_bias``, ``n``, ``seconds``,
-        ``rows_per_s``, ``failed_rows``: rows that failed alone, scored wrong with their ``error`` in
-        ``predictions``) plus non-scalar entries ``confusion`` (9x9 list), ``per_area``, ``pred_dist``,
-        ``predictions`` (one dict per row) and ``mode``/``leniency``. :func:`scalar_metrics` keeps
-        only the numbers.
+        Flat metric keys (``acc``, ``acc_ci_low``, ``acc_ci_high``, ``macro_acc``, ``acc/<class_slug>``,
+        ``pred_frac/<class_slug>``, ``parse_fail_rate``, the task's bias index (``center_bias``), ``n``,
+        ``seconds``, ``rows_per_s``, ``failed_rows``: rows that failed alone, scored wrong with their
+        ``error`` in ``predictions``) plus non-scalar entries ``confusion`` (classes x classes),
+        ``per_class``, ``pred_dist``, ``predictions`` (one dict per row), ``answer_names`` and
+        ``mode``/``leniency``. :func:`scalar_metrics` keeps only the numbers.
     """
+    built = for_task(built, task)
+    task = built.task
     started = time.perf_counter()
     preds, errors = predict_rows(built, rows, mode, batch_size, max_new_tokens, progress)
     seconds = time.perf_counter() - started
-    areas = [p.area if mode == "choice" else parse_area(p.text, built.area_names, leniency) for p in preds]
-    targets = [int(r["area"]) for r in rows]
-    result = metrics.summary(targets, areas, len(built.area_names))
+    labels = [p.area if mode == "choice" else task.parse(p.text, leniency) for p in preds]
+    targets = [int(r["label"]) for r in rows]
+    result = metrics.summary(targets, labels, task)
+    result["answer_names"] = list(task.answer_names)
     result.update(mode=mode, leniency=leniency if mode == "generate" else "n/a", seconds=seconds,
                   rows_per_s=len(rows) / seconds if seconds else 0.0, failed_rows=len(errors))
     result["predictions"] = [
-        {"scene_id": r.get("scene_id"), "area": t, "pred": a, "text": p.text, **({"new_tokens": p.new_tokens} if mode == "generate" else {}),
+        {"scene_id": r.get("scene_id"), "label": t, "pred": a, "text": p.text, **({"new_tokens": p.new_tokens} if mode == "generate" else {}),
          **({"error": errors[i]} if i in errors else {})}
-        for i, (r, t, a, p) in enumerate(zip(rows, targets, areas, preds))
+        for i, (r, t, a, p) in enumerate(zip(rows, targets, labels, preds))
     ]
     if mode == "generate":
         result["mean_new_tokens"] = sum(p.new_tokens for p in preds) / max(1, len(preds))
@@ -105,9 +116,12 @@ def scalar_metrics(result: dict, prefix: str = "") -> dict[str, float]:
     return {f"{prefix}{k}": float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
-def write_report(result: dict, out_dir, title: str = "", area_names: list[str] | None = None) -> dict[str, Path]:
-    """Write ``metrics.json``, ``predictions.jsonl`` and the 3x3 heatmaps into ``out_dir``."""
-    from raysweep.plots import area_heatmap
+def write_report(result: dict, out_dir, title: str = "", task=None) -> dict[str, Path]:
+    """Write ``metrics.json``, ``predictions.jsonl`` and two figures into ``out_dir``: accuracy by
+    target class and share of predictions, as heatmaps when the task's classes form a grid
+    (``acc_by_area.png``, ``pred_share_by_area.png``), else as bars (``acc_by_class.png``,
+    ``pred_share_by_class.png``)."""
+    from raysweep.plots import area_heatmap, class_bars
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,29 +132,39 @@ def write_report(result: dict, out_dir, title: str = "", area_names: list[str] |
         for row in result.get("predictions", []):
             fh.write(json.dumps(row) + "\n")
     label = f"{title} ({result.get('mode', '')})".strip()
-    per_area = [v if v is not None else float("nan") for v in result["per_area"]]
-    paths["acc_by_area"] = area_heatmap(per_area, f"accuracy by target area {label}", out / "acc_by_area.png",
-                                        fmt="{:.0%}", vmin=0.0, vmax=1.0, area_names=area_names)
-    paths["pred_share_by_area"] = area_heatmap(result["pred_dist"], f"share of predictions {label}", out / "pred_share_by_area.png",
-                                               fmt="{:.0%}", vmin=0.0, area_names=area_names, cmap="magma")
+    per_class = [v if v is not None else float("nan") for v in result["per_class"]]
+    names = list(task.answer_names) if task is not None else result.get("answer_names")
+    if task is None or task.grid_side():
+        paths["acc_by_area"] = area_heatmap(per_class, f"accuracy by target area {label}", out / "acc_by_area.png",
+                                            fmt="{:.0%}", vmin=0.0, vmax=1.0, area_names=names)
+        paths["pred_share_by_area"] = area_heatmap(result["pred_dist"], f"share of predictions {label}", out / "pred_share_by_area.png",
+                                                   fmt="{:.0%}", vmin=0.0, area_names=names, cmap="magma")
+    else:
+        paths["acc_by_class"] = class_bars(per_class, names, f"accuracy by target class {label}", out / "acc_by_class.png", vmax=1.0)
+        paths["pred_share_by_class"] = class_bars(result["pred_dist"], names, f"share of predictions {label}", out / "pred_share_by_class.png")
     return paths
 
 
-def format_table(result: dict, area_names: list[str]) -> str:
-    """A plain-text summary: headline numbers and the two 3x3 grids."""
+def format_table(result: dict, task) -> str:
+    """A plain-text summary: headline numbers, the task's bias index, and accuracy and prediction
+    share per class (as the grid when the classes form one)."""
+    bias = "  ".join(f"{k.replace('_', ' ')} {result[k]:.1%}" for k in task.bias([], []) if k in result)
     lines = [
         f"mode {result['mode']}  n={result['n']}  acc {result['acc']:.1%} "
         f"[{result['acc_ci_low']:.1%}, {result['acc_ci_high']:.1%}]  macro {result['macro_acc']:.1%}  "
-        f"parse failures {result['parse_fail_rate']:.1%}  centre bias {result['center_bias']:.1%}  "
-        f"({result['rows_per_s']:.1f} rows/s)"
+        f"parse failures {result['parse_fail_rate']:.1%}  " + (bias + "  " if bias else "")
+        + f"({result['rows_per_s']:.1f} rows/s)"
         + (f"  FAILED rows {result['failed_rows']} (scored wrong; errors in predictions.jsonl)" if result.get("failed_rows") else ""),
     ]
-    side = int(round(len(area_names) ** 0.5))
-    for label, values in (("accuracy by target area", result["per_area"]), ("share of predictions", result["pred_dist"])):
+    side = task.grid_side()
+    for label, values in (("accuracy by target class", result["per_class"]), ("share of predictions", result["pred_dist"])):
         lines.append(label)
-        for r in range(side):
-            cells = values[r * side : (r + 1) * side]
-            lines.append("  " + "  ".join(f"{'-':>6}" if v is None else f"{v:>6.1%}" for v in cells))
+        if side:
+            for r in range(side):
+                cells = values[r * side : (r + 1) * side]
+                lines.append("  " + "  ".join(f"{'-':>6}" if v is None else f"{v:>6.1%}" for v in cells))
+        else:
+            lines.append("  " + "  ".join(f"{n} {'-' if v is None else f'{v:.1%}'}" for n, v in zip(task.answer_names, values)))
     return "\n".join(lines)
 
 

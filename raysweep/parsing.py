@@ -1,4 +1,8 @@
-"""The answer parser of ``generate`` mode: free text -> one of the 9 areas, or -1 ("unparsed").
+"""The answer parsers of ``generate`` mode: free text -> one answer of a task, or -1 ("unparsed").
+
+Tasks choose their parser (:meth:`raysweep.tasks.base.Task.parse`): the direction-word grid below
+(:func:`parse_area`, the absolute-position areas) or plain phrase matching with synonyms
+(:func:`parse_phrase`). The direction grammar:
 
 Leniency (documented so results can be compared with the paper, where verbose answers fail):
 
@@ -116,3 +120,43 @@ def parse_area(text: str, area_names: list[str], leniency: str = "lenient") -> i
         return UNPARSED
     names = [_name_key(n) for n in area_names]
     return names.index(area) if area in names else UNPARSED
+
+
+def _phrase_words(text: str, synonyms: dict[str, str]) -> str:
+    """Lower-cased words joined by single spaces, with synonym phrases (longest first) replaced."""
+    words = " ".join(re.findall(r"[a-z0-9]+", re.sub(r"[-_/]", " ", text.lower())))
+    for phrase in sorted(synonyms, key=len, reverse=True):
+        words = re.sub(rf"\b{re.escape(phrase)}\b", synonyms[phrase], words)
+    return words
+
+
+def parse_phrase(text: str, names: list[str], synonyms: dict[str, str], leniency: str = "lenient") -> int:
+    """Index of the one answer name ``text`` mentions, or -1: the parser of vocabularies that are
+    not the direction-word grid (relative relations, named grid cells).
+
+    ``exact``: as :func:`parse_area`. ``lenient``: case, punctuation, hyphens and underscores are
+    ignored, ``synonyms`` (phrase -> answer words, e.g. ``beneath`` -> ``below``) are mapped, and the
+    names are found as whole-word phrases, longest first; exactly one distinct name must appear.
+    """
+    if leniency == "exact":
+        cleaned = re.sub(r"\s+", " ", text.strip().lower()).rstrip(".!")
+        return names.index(cleaned) if cleaned in names else UNPARSED
+    if leniency != "lenient":
+        raise ValueError(f"unknown leniency {leniency!r}; choose one of {LENIENCY}")
+    keys = [_phrase_words(n, {}) for n in names]
+    words = _phrase_words(text, synonyms)
+    pattern = "|".join(re.escape(k) for k in sorted(set(keys), key=len, reverse=True))
+    found = {m.group(0) for m in re.finditer(rf"\b(?:{pattern})\b", words)} if pattern else set()
+    return keys.index(found.pop()) if len(found) == 1 else UNPARSED
+
+
+def is_direction_grid(names: list[str]) -> bool:
+    """True when every name reads as one distinct area of the direction-word grammar of
+    :func:`parse_area` (the 3x3 and 2x2 names, also spelled ``upper left`` ...)."""
+    keys = []
+    for name in names:
+        found, stray = _scan(name)
+        if len(found) != 1 or stray:
+            return False
+        keys.append(found[0])
+    return len(set(keys)) == len(keys)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from raysweep.config import AREA_NAMES
 
 
 def area_heatmap(
@@ -30,8 +29,9 @@ def area_heatmap(
         vmin: lower end of the colour scale (default: the smallest value); pass 0 and 1 for accuracies
             so that figures of different models compare.
         vmax: upper end of the colour scale (default: the largest value).
-        area_names: names of the areas, row-major (default: the 9 answer names). Rows and columns are
-            labelled with the first and second word of the names when they split that way.
+        area_names: names of the areas, row-major (the task's answer names; default: row and column
+            numbers). Rows and columns are labelled with the first and second word of the names when
+            they split that way.
 
     Returns:
         The path written.
@@ -47,7 +47,7 @@ def area_heatmap(
     if side * side != grid.size:
         raise ValueError(f"area_heatmap needs a square number of values, got {grid.size}")
     grid = grid.reshape(side, side)
-    names = list(area_names or AREA_NAMES)
+    names = list(area_names or [])
     row_labels, col_labels = _axis_labels(names, side)
 
     fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
@@ -67,6 +67,13 @@ def area_heatmap(
             # Dark text on the bright end of viridis-like maps, light text elsewhere.
             colour = "black" if np.isfinite(value) and value > middle else "white"
             ax.text(c, r, text, ha="center", va="center", color=colour, fontsize=9)
+    return _save(fig, path)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Lay out, write (parent folders created) and close a figure."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,3 +94,23 @@ def _axis_labels(names: list[str], side: int) -> tuple[list[str], list[str]]:
         if len(set(rows)) == side and len(set(cols)) == side:
             return rows, cols
     return [str(r) for r in range(side)], [str(c) for c in range(side)]
+
+
+def class_bars(values, names: list[str], title: str, path: str | Path, vmax: float | None = None) -> Path:
+    """Write a bar chart PNG of one share per class (classes that form no grid), value on each bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    heights = np.asarray([np.nan if v is None else v for v in values], dtype=float)
+    fig, ax = plt.subplots(figsize=(1.2 * len(names) + 1.6, 3.4), dpi=120)
+    ax.bar(range(len(names)), np.nan_to_num(heights), color="#4c72b0")
+    for i, v in enumerate(heights):
+        ax.text(i, (0 if np.isnan(v) else v) + 0.01, "-" if np.isnan(v) else f"{v:.0%}", ha="center", va="bottom", fontsize=9)
+    ax.set_xticks(range(len(names)), names)
+    top = vmax or (float(np.nanmax(heights)) if np.isfinite(heights).any() and np.nanmax(heights) > 0 else 1.0)
+    ax.set_ylim(0, top * 1.12)
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)

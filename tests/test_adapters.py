@@ -13,11 +13,14 @@ import pytest
 import torch
 
 from raysweep._configlib import to_dict
-from raysweep.config import AREA_NAMES, load_config
+from raysweep.config import load_config
 from raysweep.errors import UserError
 from raysweep.models import build_model, get_family
 from raysweep.models._adapter_identity import IDENTITY_FILE, differences
 from raysweep.models._rows import synthetic_rows
+from raysweep.tasks import default_task, task_from_config
+
+AREA_NAMES = list(default_task().answer_names)
 
 
 def _tiny(name: str, *overrides: str):
@@ -101,7 +104,7 @@ def test_runtime_keys_may_differ(llava_adapter):
 def test_another_answer_space_is_refused(llava_adapter):
     family = get_family("llava-next")
     base = family.build(_tiny("llava-next").model)
-    base.area_names = ["upper left", *AREA_NAMES[1:]]
+    base.task = task_from_config({"area_names": ["upper left", *AREA_NAMES[1:]]})
     with pytest.raises(UserError, match=r"trained on task.answer_names=\[\"top left\", .* but the base is task.answer_names=\[\"upper left\""):
         family.load_adapter(base, llava_adapter[0])
 

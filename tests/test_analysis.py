@@ -6,7 +6,9 @@ import pytest
 
 # analysis/ is a repo-level tool (`python -m analysis.report`), importable through pytest's pythonpath.
 from analysis import report
-from raysweep.metrics import AREA_SLUGS
+from raysweep.tasks import default_task
+
+AREA_SLUGS = default_task().slugs
 from raysweep.tracking import RunLogger
 
 EXPERIMENT = "paper-test"

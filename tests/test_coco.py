@@ -10,13 +10,15 @@ import pytest
 from PIL import Image
 
 from raysweep.cli import main
-from raysweep.config import AREA_NAMES
+from raysweep.tasks import default_task
 from raysweep.datasets.audit import audit
 from raysweep.datasets.contact_sheet import contact_sheet
 from raysweep.datasets.store import read_dataset, read_manifest
 
 TINYCOCO = Path(__file__).parents[2] / "shared" / "data" / "tinycoco"
 PREFIX = "Answer using as few words as possible. "
+
+AREA_NAMES = list(default_task().answer_names)
 
 
 def build(capsys, annotations, images, out, *extra) -> tuple[int, str, str]:

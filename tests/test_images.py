@@ -200,7 +200,7 @@ def tiny_qwen():
 
 def eval_row(i: int, size: tuple[int, int]) -> dict:
     image = Image.effect_noise(size, 60).convert("RGB")
-    return {"scene_id": i, "image": encoded(image), "prompt": "Where is it? ", "answer": "center", "area": 4}
+    return {"scene_id": i, "image": encoded(image), "prompt": "Where is it? ", "answer": "center", "label": 4, "area": 4}
 
 
 def test_one_row_the_family_refuses_fails_alone(tiny_qwen):
@@ -212,7 +212,7 @@ def test_one_row_the_family_refuses_fails_alone(tiny_qwen):
     bad = result["predictions"][1]
     assert bad["pred"] == -1 and "aspect ratio" in bad["error"]
     assert all(0 <= p["pred"] <= 8 and "error" not in p for i, p in enumerate(result["predictions"]) if i != 1)
-    assert "FAILED rows 1" in format_table(result, tiny_qwen.area_names)
+    assert "FAILED rows 1" in format_table(result, tiny_qwen.task)
 
 
 def test_when_every_row_fails_the_error_is_raised(tiny_qwen):

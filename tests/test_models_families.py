@@ -6,7 +6,7 @@ import torch
 from raysweep.config import load_config
 from raysweep.models import build_model, get_family
 from raysweep.models._rows import synthetic_rows
-from raysweep.models._tiny import AREA_NAMES
+from raysweep.tasks import default_task
 
 TINY = ["llava-next", "qwen2-vl", "clip"]
 CHAT = ["llava-next", "qwen2-vl"]
@@ -74,7 +74,7 @@ def test_new_tokens_stop_at_the_first_eos():
         batch_decode=lambda ids, skip_special_tokens: [" ".join(names[i] for i in row if i in names) for row in ids.tolist()],
     )
     ids = torch.tensor([[area, eos, pad, pad], [word, word, word, word], [word, eos, eos, pad]])
-    preds = decode_generated(tok, ids, AREA_NAMES)
+    preds = decode_generated(tok, ids, default_task())
     assert [p.new_tokens for p in preds] == [2, 4, 2]
     assert [p.area for p in preds] == [0, -1, -1]
     assert preds[0].text == "top left"
@@ -108,7 +108,7 @@ def test_choice_with_shared_kv_cache_matches_full_sequences(name, rows):
     _, suffixes = family.candidates(built, with_eos=True)
     assert all(len(s) == 2 for s in suffixes)  # area token + EOS: exercises the cache path
     for r, row in enumerate(rows[:2]):
-        batch = family.collate(built, [dict(row, answer=a) for a in built.area_names], train=True)
+        batch = family.collate(built, [dict(row, answer=a) for a in built.answer_names], train=True)
         with torch.no_grad():
             logits = built.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
         logp = torch.log_softmax(logits[:, :-1].float(), -1)

@@ -8,8 +8,10 @@ side word that contradicts the named area) must stay -1: unparsed is honest, a g
 
 import pytest
 
-from raysweep.config import AREA_NAMES
 from raysweep.parsing import mentioned_areas, parse_area
+from raysweep.tasks import default_task
+
+AREA_NAMES = list(default_task().answer_names)
 
 U = -1
 TL, TC, TR, CL, C, CR, BL, BC, BR = range(9)

@@ -30,9 +30,9 @@ def test_pyfunc_model_from_the_registry_predicts_like_the_adapter(tmp_path, monk
                 param.normal_(std=0.5)  # an adapter that changes the answers
     family.save_adapter(built, tmp_path / "adapter")
     rows = synthetic_rows(12)
-    expected = [built.area_names[p.area] for p in family.predict(built, rows, "choice")]
+    expected = [built.answer_names[p.area] for p in family.predict(built, rows, "choice")]
     base = build_model(cfg.model)
-    assert expected != [base.area_names[p.area] for p in family.predict(base, rows, "choice")]
+    assert expected != [base.answer_names[p.area] for p in family.predict(base, rows, "choice")]
 
     mlflow.set_tracking_uri(uri)
     experiment = ensure_experiment(uri, "registry-test")

@@ -15,6 +15,7 @@ from raysweep.config import load_config
 from raysweep.datasets import read_dataset, read_manifest
 from raysweep.datasets.synthetic import generate
 from raysweep.scenes import Layout, Renderer, SceneSet
+from raysweep.tasks import task_for
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "data"
 
@@ -87,7 +88,7 @@ def test_labels_agree_with_pixels():
         row, col = _target_pixels_cell(image, cfg.colors[scene.color], renderer.layout)
         assert (row, col) == (scene.row, scene.col)
         assert renderer.layout.area_of_cell(row, col) == scene.area
-        assert scenes.answer(scene) == cfg.area_names[scene.area]
+        assert scenes.answer(scene) == scenes.task.answer_names[scene.area]
         # background elsewhere
         assert image[0, 0].tolist() == cfg.background
 
@@ -128,7 +129,7 @@ def test_question_prompt_and_option_shuffle():
     q = scenes.question(s0)
     assert q.startswith(f"Where is the {s0.color} {s0.shape}? Choose from [") and q.endswith("].")
     assert scenes.prompt(s0) == "Answer using as few words as possible. " + q
-    assert sorted(s0.options) == sorted(scenes.cfg.area_names)
+    assert sorted(s0.options) == sorted(scenes.task.answer_names)
     assert s0.options != s1.options or scenes[2].options != s0.options
 
 
@@ -173,7 +174,7 @@ def test_generate_cli_end_to_end_and_sharding(tmp_path, capsys):
     row = table.slice(0, 1).to_pylist()[0]
     assert Image.open(io.BytesIO(row["image"])).size == (336, 336)
     assert len(json.loads(row["distractors"])) == 3 == row["n_distractors"]
-    assert row["answer"] == load_config(None).data.area_names[row["area"]]
+    assert row["answer"] == task_for(load_config(None).data).answer_names[row["label"]]
     assert row["split"] == "train"
 
     # an existing dataset is not overwritten by accident; nothing half-written remains

@@ -19,6 +19,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="output folder (created; its manifest.json is written last)")
     parser.add_argument("--split", default=None, help="split label of the rows (default: from the file name, e.g. val2017)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the option order and of every subset")
+    parser.add_argument("--areas-per-side", type=int, default=3, help="answer grid of the absolute_position task: N x N areas by N-ths of the image (3: the paper's nine)")
     parser.add_argument("--min-box-frac", type=float, default=0.0, help="leave out boxes smaller than this fraction of the image area")
     parser.add_argument(
         "--line-margin", type=float, default=0.0,
@@ -50,6 +51,7 @@ def run(args) -> int:
     opts = CocoOptions(
         split=args.split,
         seed=args.seed,
+        areas_per_side=args.areas_per_side,
         min_box_frac=args.min_box_frac,
         line_margin=args.line_margin,
         categories=args.categories + args.category,

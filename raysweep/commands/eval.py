@@ -2,7 +2,7 @@
 
 from raysweep.commands._common import add_config_arguments, load_from_args
 
-HELP = "Evaluate a model config on a dataset folder: prints a table, writes metrics JSON and 3x3 heatmaps."
+HELP = "Evaluate a model config on a dataset folder: prints a table, writes metrics JSON and per-class figures."
 
 
 def add_arguments(parser) -> None:
@@ -19,7 +19,7 @@ def run(args) -> int:
 
     import torch
 
-    from raysweep.datasets import read_dataset
+    from raysweep.datasets import open_dataset
     from raysweep.errors import UserError
     from raysweep.evaluate import evaluate_rows, format_table, write_report
     from raysweep.metrics import agreement
@@ -36,20 +36,22 @@ def run(args) -> int:
     outs = {mode: _report_dir(args, cfg, mode, len(modes) > 1) for mode in modes}
     for out in outs.values():  # before any work: an unwritable report folder fails now, not after the evaluation
         check_writable(out, f"--out {args.out}" if args.out else f"report folder {out}")
-    rows = read_dataset(args.data).to_pylist()
+    dataset = open_dataset(args.data)
+    task = dataset.task  # the answer space is the data's
+    rows = dataset.read().to_pylist()
     if limit:
         rows = rows[:limit]
     if not rows:
         raise UserError(f"dataset {args.data} has no rows")
     family = get_family(cfg.model.family)
-    built = family.build(cfg.model)
+    built = family.build(cfg.model, task)
     if args.adapter:
         built = family.load_adapter(built, _resolve_adapter(args.adapter, cfg))
     results = {}
     for mode, out in outs.items():
         result = evaluate_rows(built, rows, mode, cfg.eval.batch_size, cfg.eval.max_new_tokens, cfg.eval.leniency)
-        write_report(result, out, title=cfg.model.family, area_names=built.area_names)
-        print(format_table(result, built.area_names))
+        write_report(result, out, title=cfg.model.family, task=task)
+        print(format_table(result, task))
         print(f"wrote {out}/metrics.json and heatmaps")
         results[mode] = result
     if len(results) == 2:

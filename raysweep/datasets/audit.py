@@ -21,15 +21,20 @@ def uniformity_p(counts: list[int]) -> float:
 
 
 def audit(path) -> dict:
-    """Counts per area (all areas, including empty ones) and per value of each present attribute."""
-    manifest = read_manifest(path)
-    table = read_dataset(path, columns=["area", *ATTRIBUTES])
-    n_areas = len((manifest.get("config") or {}).get("area_names") or []) or 9
-    areas = Counter(table.column("area").to_pylist())
-    area_counts = [areas.get(a, 0) for a in range(n_areas)]
+    """Counts per answer class of the set's task (every class, including empty ones; ``area``
+    holds them, the absolute task's classes being the areas) and per value of each present attribute."""
+    from raysweep.tasks import task_of_manifest
+
+    task = task_of_manifest(read_manifest(path))
+    table = read_dataset(path, columns=["label", *ATTRIBUTES])
+    labels = Counter(table.column("label").to_pylist())
+    counts = [labels.get(a, 0) for a in range(task.n_classes)]
     report = {
         "rows": table.num_rows,
-        "area": {"counts": area_counts, "p_uniform": uniformity_p(area_counts)},
+        "task": task.name,
+        "answer_names": list(task.answer_names),
+        "grid_side": task.grid_side(),
+        "area": {"counts": counts, "p_uniform": uniformity_p(counts)},
         "attributes": {},
     }
     for name in ATTRIBUTES:
@@ -42,11 +47,16 @@ def audit(path) -> dict:
     return report
 
 
-def format_report(report: dict, side: int = 3) -> str:
-    lines = [f"rows: {report['rows']}", "", "per area (3x3, row-major from top left):"]
+def format_report(report: dict) -> str:
+    side = report.get("grid_side")
     counts = report["area"]["counts"]
-    for r in range(side):
-        lines.append("  " + " ".join(f"{c:8d}" for c in counts[r * side : (r + 1) * side]))
+    if side:
+        lines = [f"rows: {report['rows']}", "", f"per area ({side}x{side}, row-major from top left):"]
+        for r in range(side):
+            lines.append("  " + " ".join(f"{c:8d}" for c in counts[r * side : (r + 1) * side]))
+    else:
+        lines = [f"rows: {report['rows']}", "", f"per answer ({report['task']}):"]
+        lines += [f"  {name:16s} {c:8d}" for name, c in zip(report["answer_names"], counts)]
     lines.append(f"  chi-square p (uniform): {report['area']['p_uniform']:.4g}")
     for name, info in report["attributes"].items():
         lines.append("")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raysweep.config import AREA_NAMES, DataConfig
+from raysweep.config import DataConfig
 from raysweep.datasets._coco_annotations import CocoIndex, SkipLog, load_annotations
 from raysweep.datasets.store import DatasetWriter, rows_to_table
 from raysweep.errors import UserError, did_you_mean
@@ -44,8 +44,7 @@ from raysweep.scenes.layout import area_of_point
 
 TEMPLATE = "Where is the {category}? Choose from [{options}]."
 PROMPT_PREFIX = DataConfig().prompt_prefix
-GRID = 9
-SIDE = 3
+CELLS_PER_AREA = 3  # cell_row/cell_col: the box centre's cell on a grid of 3 x 3 cells per area (9x9 for 3x3)
 BOX_TOLERANCE_PX = 1.0  # COCO boxes overshoot the image border by rounding; more than this is an error.
 NEAR_LINE_MARGINS = (0.01, 0.02, 0.05)
 _TAG_OPTIONS, _TAG_CAPS, _TAG_LIMIT = 4, 5, 6  # 1-3 are taken by the synthetic sets
@@ -58,6 +57,7 @@ class CocoOptions:
 
     split: str | None = None  # None: from the annotation file name (instances_val2017.json -> val2017)
     seed: int = 42
+    areas_per_side: int = 3  # the answer grid of the absolute_position task (3: the paper's nine areas)
     min_box_frac: float = 0.0
     line_margin: float = 0.0
     categories: list[str] = field(default_factory=list)
@@ -72,8 +72,10 @@ class CocoOptions:
     def validate(self) -> None:
         if not 0.0 <= self.min_box_frac < 1.0:
             raise UserError(f"--min-box-frac must lie in [0, 1), got {self.min_box_frac}")
-        if not 0.0 <= self.line_margin < 1 / 6:
-            raise UserError(f"--line-margin must lie in [0, 1/6) of the width/height, got {self.line_margin}")
+        if not 2 <= self.areas_per_side <= 12:
+            raise UserError(f"--areas-per-side must lie in 2..12, got {self.areas_per_side}")
+        if not 0.0 <= self.line_margin < 1 / (2 * self.areas_per_side):
+            raise UserError(f"--line-margin must lie in [0, 1/{2 * self.areas_per_side}) of the width/height, got {self.line_margin}")
         for flag, value in (("--per-area-cap", self.per_area_cap), ("--per-category-cap", self.per_category_cap), ("--limit", self.limit)):
             if value is not None and value < 1:
                 raise UserError(f"{flag} must be >= 1, got {value}")
@@ -116,19 +118,22 @@ def resolve_categories(names: list[str], known: dict[int, str], flag: str, path:
     return set(names)
 
 
-def third_line_distance(cx: float, cy: float, width: float, height: float) -> float:
-    """Distance of a point to the nearest dividing line of the 3x3 areas, as a fraction of the image side."""
+def third_line_distance(cx: float, cy: float, width: float, height: float, side: int = 3) -> float:
+    """Distance of a point to the nearest dividing line of the side x side areas (thirds for 3), as a
+    fraction of the image side."""
     fx, fy = cx / width, cy / height
-    return min(abs(fx - 1 / 3), abs(fx - 2 / 3), abs(fy - 1 / 3), abs(fy - 2 / 3))
+    return min(abs(f - k / side) for f in (fx, fy) for k in range(1, side))
 
 
-def locate(cx: float, cy: float, width: int, height: int) -> tuple[int, int, int]:
-    """(area, cell_row, cell_col) of a point: 3x3 area by thirds, cell of the 9x9 grid inside that area."""
-    area = area_of_point(cx, cy, width, height, SIDE)
-    row, col = divmod(area_of_point(cx, cy, width, height, GRID), GRID)
+def locate(cx: float, cy: float, width: int, height: int, side: int = 3) -> tuple[int, int, int]:
+    """(area, cell_row, cell_col) of a point: the area by n-ths (thirds for 3), and the cell of the
+    grid of 3 x 3 cells per area (9x9 for 3x3) inside that area."""
+    grid = side * CELLS_PER_AREA
+    area = area_of_point(cx, cy, width, height, side)
+    row, col = divmod(area_of_point(cx, cy, width, height, grid), grid)
     # Rounding at a third line could put the cell in the neighbouring area: keep it inside `area`.
-    k = GRID // SIDE
-    area_row, area_col = divmod(area, SIDE)
+    k = CELLS_PER_AREA
+    area_row, area_col = divmod(area, side)
     row = min(max(row, area_row * k), area_row * k + k - 1)
     col = min(max(col, area_col * k), area_col * k + k - 1)
     return area, row, col
@@ -171,10 +176,10 @@ def select_candidates(index: CocoIndex, opts: CocoOptions, skips: SkipLog, filte
                 filtered["below_min_box_frac"] += 1
                 continue
             cx, cy = x + w / 2, y + h / 2
-            if opts.line_margin and third_line_distance(cx, cy, width, height) < opts.line_margin:
+            if opts.line_margin and third_line_distance(cx, cy, width, height, opts.areas_per_side) < opts.line_margin:
                 filtered["near_third_line"] += 1
                 continue
-            area, row, col = locate(cx, cy, width, height)
+            area, row, col = locate(cx, cy, width, height, opts.areas_per_side)
             questions.append(Question(ann["id"], image_id, name, (x, y, w, h), area, row, col))
     return questions
 
@@ -242,7 +247,7 @@ def check_image_files(
     return kept, checks
 
 
-def apply_caps(questions: list[Question], opts: CocoOptions, filtered: Counter) -> list[Question]:
+def apply_caps(questions: list[Question], opts: CocoOptions, filtered: Counter, task) -> list[Question]:
     """Seeded subset: at most ``per_category_cap`` per category, then ``per_area_cap`` per area
     (``balanced``: the smallest area count, so every area ends equal), then a seeded ``limit``.
     The result is ordered by image id and annotation id."""
@@ -253,9 +258,9 @@ def apply_caps(questions: list[Question], opts: CocoOptions, filtered: Counter) 
     cap = opts.per_area_cap
     if opts.balanced:
         counts = Counter(q.area for q in picked)
-        smallest = min(counts.get(a, 0) for a in range(SIDE * SIDE))
+        smallest = min(counts.get(a, 0) for a in range(task.n_classes))
         if smallest == 0:
-            empty = [AREA_NAMES[a] for a in range(SIDE * SIDE) if not counts.get(a)]
+            empty = [task.answer_names[a] for a in range(task.n_classes) if not counts.get(a)]
             raise UserError(f"--balanced: no questions left in area {empty[0]!r}, so a balanced set would be empty; use --per-area-cap instead")
         cap = min(cap, smallest) if cap else smallest
     if cap:
@@ -278,15 +283,23 @@ def _greedy_cap(questions: list[Question], key, cap: int) -> list[Question]:
     return kept
 
 
-def question_text(category: str, seed: int, question_index: int) -> str:
-    """``Where is the {category}? Choose from [...]`` with the 9 areas in a seeded order."""
-    order = np.random.default_rng([seed, _TAG_OPTIONS, question_index]).permutation(len(AREA_NAMES))
-    return TEMPLATE.format(category=category, options=", ".join(AREA_NAMES[i] for i in order))
+def question_text(category: str, seed: int, question_index: int, task) -> str:
+    """``Where is the {category}? Choose from [...]`` with the task's answers in a seeded order."""
+    names = task.answer_names
+    order = np.random.default_rng([seed, _TAG_OPTIONS, question_index]).permutation(len(names))
+    return TEMPLATE.format(category=category, options=", ".join(names[i] for i in order))
 
 
-def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_dir: Path, checks: dict[int, ImageCheck], split: str, seed: int, cache: dict) -> dict:
+def coco_task(opts: CocoOptions):
+    """The absolute_position task of a COCO set: the options' answer grid."""
+    from raysweep.tasks import task_from_config
+
+    return task_from_config({"task": "absolute_position", "areas_per_side": opts.areas_per_side})
+
+
+def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_dir: Path, checks: dict[int, ImageCheck], split: str, seed: int, cache: dict, task) -> dict:
     cols: dict[str, list] = {k: [] for k in (
-        "scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "area",
+        "scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "label", "area",
         "cell_row", "cell_col", "shape", "color", "size", "n_distractors", "distractors", "seed",
         "category", "image_id", "bbox",
     )}  # fmt: skip
@@ -301,7 +314,7 @@ def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_
             except DECODE_ERRORS as err:
                 raise UserError(f"{file}: cannot read image ({getattr(err, 'strerror', None) or err}); it was readable moments ago") from None
             cache.update(id=q.image_id, bytes=data)
-        question = question_text(q.category, seed, first_id + offset)
+        question = question_text(q.category, seed, first_id + offset, task)
         cols["scene_id"].append(first_id + offset)
         cols["split"].append(split)
         cols["source"].append("coco")
@@ -310,7 +323,8 @@ def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_
         cols["height"].append(image["height"])
         cols["question"].append(question)
         cols["prompt"].append(PROMPT_PREFIX + question)
-        cols["answer"].append(AREA_NAMES[q.area])
+        cols["answer"].append(task.answer_names[q.area])
+        cols["label"].append(q.area)
         cols["area"].append(q.area)
         cols["cell_row"].append(q.cell_row)
         cols["cell_col"].append(q.cell_col)
@@ -331,6 +345,7 @@ def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None
 
     opts = opts or CocoOptions()
     opts.validate()
+    task = coco_task(opts)
     annotations, images_dir = Path(annotations), Path(images_dir)
     if not images_dir.is_dir():
         raise UserError(f"--images {images_dir} is not a folder of images")
@@ -342,21 +357,22 @@ def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None
     limits = family_input_limits()
     candidates, checks = check_image_files(candidates, index, images_dir, skips, progress, limits)
     before_caps = Counter(q.area for q in candidates)
-    questions = apply_caps(candidates, opts, filtered)
+    questions = apply_caps(candidates, opts, filtered, task)
     if not questions:
         raise UserError(f"{annotations}: no questions left after selection (skipped: {dict(skips.counts)}, filtered out: {dict(filtered)})")
     area_counts = Counter(q.area for q in questions)
-    distribution = [area_counts.get(a, 0) for a in range(SIDE * SIDE)]
+    distribution = [area_counts.get(a, 0) for a in range(task.n_classes)]
     with DatasetWriter(out_dir, overwrite=overwrite) as writer:
         cache: dict = {}
         starts = range(0, len(questions), opts.rows_per_part)
         bar = _progress(None, len(questions), f"write {split}", progress, "q")
         for part, start in enumerate(starts):
             chunk = questions[start : start + opts.rows_per_part]
-            writer.write_part(part, rows_to_table(_columns(chunk, start, index, images_dir, checks, split, opts.seed, cache)))
+            writer.write_part(part, rows_to_table(_columns(chunk, start, index, images_dir, checks, split, opts.seed, cache, task)))
             bar.update(len(chunk))
         bar.close()
-        area_heatmap(distribution, f"COCO {split}: questions per area (n={len(questions)})", writer.staging / "area_distribution.png", cbar_label="questions")
+        area_heatmap(distribution, f"COCO {split}: questions per area (n={len(questions)})", writer.staging / "area_distribution.png",
+                     cbar_label="questions", area_names=list(task.answer_names))  # fmt: skip
         manifest = {
             "kind": "coco",
             "rows": len(questions),
@@ -369,7 +385,8 @@ def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None
                 "images": str(images_dir.resolve()),
             },
             "options": asdict(opts),
-            "config": {"template": TEMPLATE, "prompt_prefix": PROMPT_PREFIX, "area_names": list(AREA_NAMES), "grid_size": GRID, "areas_per_side": SIDE},
+            "config": {"task": task.name, "template": TEMPLATE, "prompt_prefix": PROMPT_PREFIX, "area_names": list(task.answer_names),
+                       "grid_size": opts.areas_per_side * CELLS_PER_AREA, "areas_per_side": opts.areas_per_side},  # fmt: skip
             "counts": {
                 "images": len(index.images),
                 "annotations": index.n_annotations,
@@ -382,9 +399,9 @@ def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None
             "images": _image_counts([checks[i] for i in sorted({q.image_id for q in questions})], limits),
             "filtered": {k: filtered[k] for k in ("not_single", "crowd", "category_excluded", "below_min_box_frac", "near_third_line", "capped", "limit")},
             "area_counts": distribution,
-            "area_counts_before_caps": [before_caps.get(a, 0) for a in range(SIDE * SIDE)],
+            "area_counts_before_caps": [before_caps.get(a, 0) for a in range(task.n_classes)],
             "category_counts": dict(sorted(Counter(q.category for q in questions).items())),
-            "near_third_line_by_margin": _near_line_counts(questions, index),
+            "near_third_line_by_margin": _near_line_counts(questions, index, opts.areas_per_side),
         }
         return writer.publish(manifest)
 
@@ -403,13 +420,13 @@ def _image_counts(checks: list[ImageCheck], limits: InputLimits) -> dict:
     }
 
 
-def _near_line_counts(questions: list[Question], index: CocoIndex) -> dict[str, int]:
+def _near_line_counts(questions: list[Question], index: CocoIndex, side: int) -> dict[str, int]:
     """How many kept questions have their box centre within each margin of a third line (ambiguity)."""
     counts = {f"{m:g}": 0 for m in NEAR_LINE_MARGINS}
     for q in questions:
         image = index.images[q.image_id]
         x, y, w, h = q.bbox
-        d = third_line_distance(x + w / 2, y + h / 2, image["width"], image["height"])
+        d = third_line_distance(x + w / 2, y + h / 2, image["width"], image["height"], side)
         for m in NEAR_LINE_MARGINS:
             counts[f"{m:g}"] += d < m
     return counts

@@ -35,6 +35,7 @@ import pyarrow.parquet as pq
 
 from raysweep import __version__
 from raysweep.errors import UserError
+from raysweep.tasks import task_of_manifest
 
 SCHEMA = pa.schema(
     [
@@ -47,9 +48,12 @@ SCHEMA = pa.schema(
         ("question", pa.string()),
         ("prompt", pa.string()),
         ("answer", pa.string()),
+        ("label", pa.int16()),
         ("area", pa.int8()),
         ("cell_row", pa.int8()),
         ("cell_col", pa.int8()),
+        ("ref_row", pa.int8()),
+        ("ref_col", pa.int8()),
         ("shape", pa.string()),
         ("color", pa.string()),
         ("size", pa.string()),
@@ -62,6 +66,9 @@ SCHEMA = pa.schema(
     ]
 )
 # Columns every consumer (training, evaluation, audit, contact sheets) relies on; never null.
+# ``label`` (the answer's index in the task's vocabulary) is never null either, but sets written
+# before it existed lack it: reading derives it from ``answer`` (:meth:`Dataset.read`).
+# ``ref_row``/``ref_col`` (the reference object of relative_position) are null for other tasks.
 REQUIRED = ("scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "area")
 MANIFEST = "manifest.json"
 PART_GLOB = "part-*.parquet"
@@ -247,21 +254,45 @@ class Dataset:
     def rows(self) -> int:
         return int(self.manifest["rows"])
 
+    @property
+    def task(self):
+        """The task whose questions the rows hold (:func:`raysweep.tasks.task_of_manifest`)."""
+        from raysweep.tasks import task_of_manifest
+
+        return task_of_manifest(self.manifest)
+
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """All rows (or the given columns), parts in order, screened against the families' input limits.
 
         Rows whose image size some supported family refuses (:func:`raysweep.images.family_input_limits`,
         e.g. Qwen2-VL's aspect ratio over 200) are left out, so every family sees the same rows; sets
         built by this version hold none, older ones are screened here and the count is reported.
+        Sets written before ``label`` existed get it from ``answer`` and the task's vocabulary.
         """
+        derive = not self.parts or pq.read_schema(self.parts[0]).get_field_index("label") < 0
+        derive = derive and (columns is None or "label" in columns)
         wanted = None if columns is None else list(dict.fromkeys([*columns, "width", "height"]))
+        if derive and wanted is not None:
+            wanted = [c for c in wanted if c != "label"] + (["answer"] if "answer" not in wanted else [])
         table = pa.concat_tables([_read_part(p, wanted) for p in self.parts])
+        if derive:
+            table = _with_label(table, self.task, self.path)
         keep = _within_family_limits(table)
         if not keep.all():
             _note(f"dataset {self.path}: left out {int((~keep).sum())} of {len(keep)} rows whose image size a supported "
                   "family refuses (see README, Images); rebuild the set to drop them for good")  # fmt: skip
             table = table.filter(pa.array(keep))
         return table if columns is None else table.select(columns)
+
+
+def _with_label(table: pa.Table, task, path) -> pa.Table:
+    """``table`` with a ``label`` column (after ``answer``) derived from its answers."""
+    try:
+        labels = [task.label_of(a) for a in table.column("answer").to_pylist()]
+    except ValueError as err:
+        raise UserError(f"dataset {path}: {err}; write the dataset again") from None
+    at = table.schema.get_field_index("answer") + 1
+    return table.add_column(at, pa.field("label", pa.int16()), pa.array(labels, pa.int16()))
 
 
 def _within_family_limits(table: pa.Table):
@@ -323,6 +354,10 @@ def open_dataset(path: str | Path) -> Dataset:
     if not names and manifest["rows"]:
         raise UserError(f"dataset {path} has a manifest but no part files; {again}")
     n_areas = _area_count(manifest)
+    try:
+        n_classes = task_of_manifest(manifest).n_classes
+    except UserError as err:
+        raise UserError(f"dataset {path}: its {MANIFEST} names a task raysweep does not know ({err.message})") from None
     total = 0
     for entry in listed:
         part = path / entry["name"]
@@ -336,7 +371,7 @@ def open_dataset(path: str | Path) -> Dataset:
         if "rows" in entry and meta.num_rows != entry["rows"]:
             raise UserError(f"{part}: {meta.num_rows} rows, but its {MANIFEST} lists {entry['rows']}; {again}")
         _check_schema(part, schema, again)
-        _check_values(part, meta, n_areas, again)
+        _check_values(part, meta, n_areas, n_classes, again)
         total += meta.num_rows
     if total != manifest["rows"]:
         raise UserError(f"dataset {path}: its parts hold {total} rows, but its {MANIFEST} says {manifest['rows']}; {again}")
@@ -362,8 +397,9 @@ def _check_schema(part: Path, schema: pa.Schema, again: str) -> None:
             raise UserError(f"{part}: column {field.name!r} is {schema.field(idx).type}, expected {field.type}; {again}")
 
 
-def _check_values(part: Path, meta, n_areas: int | None, again: str) -> None:
-    """No nulls in required columns and ``area`` within the grid, from the row-group statistics."""
+def _check_values(part: Path, meta, n_areas: int | None, n_classes: int, again: str) -> None:
+    """No nulls in required columns, ``area`` within the grid and ``label`` within the task's
+    vocabulary, from the row-group statistics."""
     columns = {meta.schema.column(i).name: i for i in range(meta.num_columns)}
     for g in range(meta.num_row_groups):
         group = meta.row_group(g)
@@ -374,6 +410,12 @@ def _check_values(part: Path, meta, n_areas: int | None, again: str) -> None:
         stats = group.column(columns["area"]).statistics
         if stats is not None and stats.has_min_max and n_areas is not None and (stats.min < 0 or stats.max >= n_areas):
             raise UserError(f"{part}: column 'area' holds {stats.min}..{stats.max}, outside 0..{n_areas - 1}; {again}")
+        if "label" in columns:
+            stats = group.column(columns["label"]).statistics
+            if stats is not None and stats.null_count:
+                raise UserError(f"{part}: column 'label' has {stats.null_count} empty values; {again}")
+            if stats is not None and stats.has_min_max and (stats.min < 0 or stats.max >= n_classes):
+                raise UserError(f"{part}: column 'label' holds {stats.min}..{stats.max}, outside the task's 0..{n_classes - 1}; {again}")
 
 
 def read_dataset(path: str | Path, columns: list[str] | None = None) -> pa.Table:

@@ -22,7 +22,7 @@ def scene_columns(scenes: SceneSet, renderer: Renderer, positions, encode: bool 
     """Column lists for the scenes at ``positions`` (PNG bytes, or raw arrays if not ``encode``)."""
     cfg = scenes.cfg
     cols: dict[str, list] = {k: [] for k in (
-        "scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "area",
+        "scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "label", "area",
         "cell_row", "cell_col", "shape", "color", "size", "n_distractors", "distractors", "seed",
     )}  # fmt: skip
     for pos in positions:
@@ -37,7 +37,8 @@ def scene_columns(scenes: SceneSet, renderer: Renderer, positions, encode: bool 
         cols["height"].append(cfg.canvas_size)
         cols["question"].append(question)
         cols["prompt"].append(cfg.prompt_prefix + question)
-        cols["answer"].append(cfg.area_names[scene.area])
+        cols["answer"].append(scenes.answer(scene))
+        cols["label"].append(scenes.label(scene))
         cols["area"].append(scene.area)
         cols["cell_row"].append(scene.row)
         cols["cell_col"].append(scene.col)

@@ -29,8 +29,8 @@ TINY_KEYS = ("seed", "image_size", "tiny_hidden", "tiny_layers", "tiny_heads", "
 
 
 def task_identity(built) -> dict[str, Any]:
-    """The task an adapter answers. One place, to be replaced by the task registry's record."""
-    return {"name": "absolute_position", "answer_names": list(built.area_names)}
+    """The task an adapter answers: the task registry's record of the built model's task."""
+    return built.task.identity()
 
 
 def write_identity(path, model_cfg, task: dict | None = None) -> None:

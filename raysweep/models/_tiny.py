@@ -2,17 +2,12 @@
 
 The tiny models never see a download. Their tokenizer is trained by ``tokenizers`` on a small corpus
 (the prompt template, the colour and shape words, the COCO category names, a few chat phrases) and
-wrapped in ``PreTrainedTokenizerFast``. Each of the 9 area names is added as ONE token, so that
-``choice`` scoring reads a single next-token distribution and the tiny models learn the task fast.
+wrapped in ``PreTrainedTokenizerFast``. Each answer of the task the model is built for (the 9 area
+names of the 3x3 task, ``left right above below`` of relative position, ...) is added as ONE token,
+so that ``choice`` scoring reads a single next-token distribution and the tiny models learn fast.
 """
 
 from __future__ import annotations
-
-AREA_NAMES = [
-    "top left", "top center", "top right",
-    "center left", "center", "center right",
-    "bottom left", "bottom center", "bottom right",
-]  # fmt: skip
 
 COCO_CATEGORIES = (
     "person bicycle car motorcycle airplane bus train truck boat traffic light fire hydrant stop sign "
@@ -31,9 +26,9 @@ WORDS = (
 )
 
 
-def corpus(extra: list[str] = ()) -> list[str]:
+def corpus(answers: list[str], extra: list[str] = ()) -> list[str]:
     """The training texts of the tiny tokenizer (deterministic)."""
-    areas = ", ".join(AREA_NAMES)
+    areas = ", ".join(answers)
     lines = [
         f"Answer using as few words as possible. Where is the red star? Choose from [{areas}].",
         COCO_CATEGORIES,
@@ -44,6 +39,7 @@ def corpus(extra: list[str] = ()) -> list[str]:
 
 
 def train_tokenizer(
+    task,
     special_tokens: list[str],
     *,
     bos: str | None,
@@ -54,9 +50,11 @@ def train_tokenizer(
     extra_attributes: dict | None = None,
     wrap_with_bos_eos: bool = False,
 ):
-    """A ``PreTrainedTokenizerFast`` trained here, with the area names as single tokens.
+    """A ``PreTrainedTokenizerFast`` trained here, with the task's answers as single tokens.
 
     Args:
+        task: the :class:`raysweep.tasks.base.Task`: its answer names become single tokens, its
+            ``tokenizer_texts`` join the corpus.
         special_tokens: family tokens (image placeholder, chat markers, bos/eos/pad), kept whole.
         bos, eos, pad: which of them play those roles (``bos`` may be None).
         chat_template: Jinja chat template stored on the tokenizer.
@@ -76,9 +74,10 @@ def train_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(corpus(), trainer=trainer)
+    answers = list(task.answer_names)
+    tok.train_from_iterator(corpus(answers, task.tokenizer_texts()), trainer=trainer)
     # Longest match first, so "center left" wins over "center"; not inside longer words.
-    tok.add_tokens([AddedToken(name, single_word=True, normalized=False) for name in AREA_NAMES])
+    tok.add_tokens([AddedToken(name, single_word=True, normalized=False) for name in answers])
     if wrap_with_bos_eos:
         from tokenizers.processors import TemplateProcessing
 

@@ -6,7 +6,9 @@ Molmo) share :class:`ChatVLMFamily`, which needs only a handful of hooks per fam
 the protocol on its own.
 
 Rows are dicts with at least ``image`` (PNG/JPEG bytes or a PIL image), ``prompt`` (the full prompt
-text including the prefix), ``answer`` (area name) and ``area`` (0..8), as in the Parquet datasets.
+text including the prefix), ``answer`` (an answer name of the task) and ``label`` (its index in the
+task's vocabulary), as in the Parquet datasets. A built model carries the task it answers
+(:attr:`Built.task`): its answer names are what ``choice`` scores and ``generate`` parses into.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from typing import Any
 import torch
 
 from raysweep.errors import UserError
-from raysweep.models._tiny import AREA_NAMES, count_params
-from raysweep.parsing import parse_area
+from raysweep.models._tiny import count_params
 
 IGNORE = -100
 
 
 @dataclass
 class Prediction:
-    """One prediction: ``area`` is 0..8, or -1 when the generated text could not be parsed."""
+    """One prediction: ``area`` is the label (index into the task's answers), or -1 when the
+    generated text could not be parsed."""
 
     area: int
     text: str = ""
@@ -33,7 +35,7 @@ class Prediction:
     new_tokens: int = 0  # generate: tokens produced, EOS included (the decode steps this row took)
 
 
-def decode_generated(tokenizer, new_ids: torch.Tensor, area_names) -> list[Prediction]:
+def decode_generated(tokenizer, new_ids: torch.Tensor, task) -> list[Prediction]:
     """Predictions from generated ids (prompt removed): text, parsed area, count of new tokens.
 
     A row's count ends at its first EOS (included); rows that finished early are padded after it.
@@ -43,7 +45,7 @@ def decode_generated(tokenizer, new_ids: torch.Tensor, area_names) -> list[Predi
     preds = []
     for ids, text in zip(new_ids.tolist(), texts):
         n = ids.index(eos) + 1 if eos in ids else sum(1 for i in ids if i != pad)
-        preds.append(Prediction(parse_area(text, area_names), text.strip(), new_tokens=n))
+        preds.append(Prediction(task.parse(text), text.strip(), new_tokens=n))
     return preds
 
 
@@ -57,11 +59,16 @@ class Built:
     family: str
     config: Any
     device: torch.device
-    area_names: list[str] = field(default_factory=lambda: list(AREA_NAMES))
+    task: Any = None  # the raysweep.tasks.Task whose answers the model gives (set by Family.build)
     trainable_params: int = 0
     total_params: int = 0
     lora: bool = False
     extras: dict = field(default_factory=dict)
+
+    @property
+    def answer_names(self) -> list[str]:
+        """The answers of :attr:`task`, in label order."""
+        return list(self.task.answer_names)
 
 
 def load_image(image):
@@ -112,14 +119,22 @@ class Family:
     tiny: str = ""  # one line describing the tiny variant
 
     # -- build ---------------------------------------------------------------------------------
-    def build(self, model_cfg) -> Built:
-        """``checkpoint == 'tiny'`` builds the tiny variant offline; else ``from_pretrained``."""
+    def build(self, model_cfg, task=None) -> Built:
+        """``checkpoint == 'tiny'`` builds the tiny variant offline; else ``from_pretrained``.
+
+        ``task`` (a :class:`raysweep.tasks.Task`; default the paper's 3x3 absolute position) is the
+        answer space: the tiny tokenizer makes each of its answers one token.
+        """
+        from raysweep.tasks import default_task
+
+        task = task or default_task()
         device = resolve_device(model_cfg)
         if model_cfg.checkpoint == "tiny":
             torch.manual_seed(model_cfg.seed)
-            built = self.build_tiny(model_cfg, device)
+            built = self.build_tiny(model_cfg, device, task)
         else:
             built = self._load_pretrained(model_cfg, device)
+        built.task = task
         built.model.to(device)
         built.trainable_params, built.total_params = count_params(built.model)
         return built
@@ -144,7 +159,7 @@ class Family:
                 f"first (hf download {ckpt}) or set model.checkpoint to a local folder"
             ) from None
 
-    def build_tiny(self, model_cfg, device) -> Built:
+    def build_tiny(self, model_cfg, device, task) -> Built:
         raise NotImplementedError
 
     def build_pretrained(self, model_cfg, device, dtype) -> Built:
@@ -296,7 +311,7 @@ class ChatVLMFamily(Family):
         return built.model(**to_device(batch, built)).loss
 
     def predict(self, built: Built, rows: list[dict], mode: str = "choice", max_new_tokens: int = 15) -> list[Prediction]:
-        """``generate``: greedy text, then the parser; ``choice``: best log-likelihood of the 9 answers."""
+        """``generate``: greedy text, then the task's parser; ``choice``: best log-likelihood of its answers."""
         if mode == "generate":
             return self.predict_generate(built, rows, max_new_tokens)
         if mode == "choice":
@@ -311,18 +326,18 @@ class ChatVLMFamily(Family):
             **batch, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
             temperature=None, top_p=None, top_k=None,
         )
-        return decode_generated(tok, out[:, batch["input_ids"].shape[1]:], built.area_names)
+        return decode_generated(tok, out[:, batch["input_ids"].shape[1]:], built.task)
 
     def candidates(self, built: Built, with_eos: bool | None = None):
-        """Token ids of the 9 answers after the prompt: (shared prefix, per-answer suffixes).
+        """Token ids of the task's answers after the prompt: (shared prefix, per-answer suffixes).
 
         The EOS is scored too (``with_eos=None``) unless every suffix is one distinct token:
         otherwise "center" would be a prefix of "center left" and would always win.
         """
-        key = ("choice_candidates", with_eos)
+        key = ("choice_candidates", with_eos, tuple(built.answer_names))
         if key not in built.extras:
             tok = built.tokenizer
-            seqs = [tok(self.answer_sep + name + tok.eos_token, add_special_tokens=False)["input_ids"] for name in built.area_names]
+            seqs = [tok(self.answer_sep + name + tok.eos_token, add_special_tokens=False)["input_ids"] for name in built.answer_names]
             prefix = []
             while all(len(s) > len(prefix) + 1 for s in seqs) and len({s[len(prefix)] for s in seqs}) == 1:
                 prefix.append(seqs[0][len(prefix)])

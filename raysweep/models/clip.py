@@ -42,13 +42,13 @@ class Clip(Family):
         override_normalisation(processor.image_processor, model_cfg)
         return Built(model, processor, processor.tokenizer, self.name, model_cfg, device)
 
-    def build_tiny(self, model_cfg, device) -> Built:
+    def build_tiny(self, model_cfg, device, task) -> Built:
         from transformers import CLIPConfig, CLIPModel, CLIPProcessor
         from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
         side = model_cfg.image_size or 84
         tok = train_tokenizer(
-            ["<|startoftext|>", "<|endoftext|>"], bos="<|startoftext|>", eos="<|endoftext|>", pad="<|endoftext|>",
+            task, ["<|startoftext|>", "<|endoftext|>"], bos="<|startoftext|>", eos="<|endoftext|>", pad="<|endoftext|>",
             wrap_with_bos_eos=True,
         )
         width = model_cfg.tiny_vision_hidden
@@ -75,11 +75,12 @@ class Clip(Family):
         return Built(model, processor, tok, self.name, model_cfg, device)
 
     def texts(self, built: Built) -> dict[str, torch.Tensor]:
-        """The tokenised area texts (9 x L), cached on ``built``."""
-        if "area_texts" not in built.extras:
-            texts = [TEXT_TEMPLATE.format(area=a) for a in built.area_names]
-            built.extras["area_texts"] = dict(built.tokenizer(texts, padding=True, return_tensors="pt"))
-        return built.extras["area_texts"]
+        """The tokenised answer texts (one per answer of the task x L), cached on ``built``."""
+        key = ("answer_texts", tuple(built.answer_names))
+        if key not in built.extras:
+            texts = [TEXT_TEMPLATE.format(area=a) for a in built.answer_names]
+            built.extras[key] = dict(built.tokenizer(texts, padding=True, return_tensors="pt"))
+        return built.extras[key]
 
     def collate(self, built: Built, rows: list[dict], train: bool) -> dict[str, torch.Tensor]:
         """``pixel_values``, the 9 area texts and ``labels`` (the target areas). No padding question here."""
@@ -88,7 +89,7 @@ class Clip(Family):
         texts = self.texts(built)
         batch = {"pixel_values": pixels, "input_ids": texts["input_ids"], "attention_mask": texts["attention_mask"]}
         if train:
-            batch["labels"] = torch.tensor([int(r["area"]) for r in rows])
+            batch["labels"] = torch.tensor([int(r["label"]) for r in rows])
         return batch
 
     def logits(self, built: Built, batch: dict) -> torch.Tensor:
@@ -112,6 +113,6 @@ class Clip(Family):
         preds = []
         for row in scores:
             area = int(row.argmax())
-            preds.append(Prediction(area, built.area_names[area] if mode == "generate" else "", row.tolist()))
+            preds.append(Prediction(area, built.answer_names[area] if mode == "generate" else "", row.tolist()))
         return preds
 

@@ -47,7 +47,7 @@ class LlavaNext(ChatVLMFamily):
         override_normalisation(processor.image_processor, model_cfg)
         return Built(model, processor, processor.tokenizer, self.name, model_cfg, device)
 
-    def build_tiny(self, model_cfg, device) -> Built:
+    def build_tiny(self, model_cfg, device, task) -> Built:
         from transformers import (
             CLIPVisionConfig,
             LlamaConfig,
@@ -60,7 +60,7 @@ class LlavaNext(ChatVLMFamily):
         side = model_cfg.image_size or 84
         patch = side // 3
         tok = train_tokenizer(
-            ["<unk>", "<s>", "</s>", "<pad>", "<image>"], bos="<s>", eos="</s>", pad="<pad>",
+            task, ["<unk>", "<s>", "</s>", "<pad>", "<image>"], bos="<s>", eos="</s>", pad="<pad>",
             chat_template=VICUNA_TEMPLATE, extra_attributes={"image_token": "<image>"},
         )
         vision = CLIPVisionConfig(

@@ -76,7 +76,7 @@ class Molmo(Family):
     def default_lora_targets(self, vision: bool):
         return ["att_proj", "wq", "wk", "wv"] if vision else ["att_proj"]
 
-    def build_tiny(self, model_cfg, device) -> Built:
+    def build_tiny(self, model_cfg, device, task) -> Built:
         raise UserError("molmo has no tiny variant: its model code lives on the Hub; use checkpoint allenai/Molmo-7B-O-0924 with trust_remote_code: true")
 
     def build_pretrained(self, model_cfg, device, dtype) -> Built:
@@ -116,12 +116,12 @@ class Molmo(Family):
             batch = to_device(self.collate(built, rows, train=False), built)
             cfg = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, stop_strings="<|endoftext|>")
             out = built.model.generate_from_batch(batch, cfg, tokenizer=built.tokenizer)
-            return decode_generated(built.tokenizer, out[:, batch["input_ids"].shape[1]:], built.area_names)
+            return decode_generated(built.tokenizer, out[:, batch["input_ids"].shape[1]:], built.task)
         if mode != "choice":
             raise UserError(f"unknown prediction mode {mode!r}; choose choice or generate")
         preds = []
         for row in rows:
-            batch = to_device(self.collate(built, [dict(row, answer=a) for a in built.area_names], train=True), built)
+            batch = to_device(self.collate(built, [dict(row, answer=a) for a in built.answer_names], train=True), built)
             labels = batch.pop("labels")
             logp = torch.log_softmax(built.model(**batch).logits[:, :-1].float(), -1)
             target = labels[:, 1:]

@@ -111,13 +111,13 @@ class Qwen2VL(ChatVLMFamily):
         _normalisation(processor.image_processor, model_cfg)
         return Built(model, processor, tokenizer, self.name, model_cfg, device)
 
-    def build_tiny(self, model_cfg, device) -> Built:
+    def build_tiny(self, model_cfg, device, task) -> Built:
         from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
         from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
         side = model_cfg.image_size or 84
         tok = train_tokenizer(
-            SPECIALS, bos=None, eos="<|im_end|>", pad="<|endoftext|>", chat_template=QWEN_TEMPLATE,
+            task, SPECIALS, bos=None, eos="<|im_end|>", pad="<|endoftext|>", chat_template=QWEN_TEMPLATE,
             extra_attributes={"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"},
         )
         heads = max(1, model_cfg.tiny_hidden // 64)

@@ -55,8 +55,11 @@ def _rng(seed: int, tag: int, *more: int) -> np.random.Generator:
 class SceneSet:
     """The scenes of one :class:`~raysweep.config.DataConfig`, addressable by position or id."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, task=None):
+        from raysweep.tasks import task_for
+
         self.cfg = cfg
+        self.task = task or task_for(cfg)  # the answer names: the task's, never a module constant
         self.layout = Layout(cfg.canvas_size, cfg.grid_size, cfg.areas_per_side)
         self.combos = cfg.target_combos()
         self.size_names = list(cfg.sizes)
@@ -145,17 +148,25 @@ class SceneSet:
                 for c, p, z in zip(cells, picks, sizes)
             )
         order = rng.permutation(self.n_areas)
-        options = tuple(cfg.area_names[i] for i in order)
+        options = tuple(self.task.answer_names[i] for i in order)
         return Scene(int(scene_id), shape, color, self.size_names[size_idx], row, col, area, distractors, options)
 
     def question(self, scene: Scene) -> str:
-        return self.cfg.template.format(ref=scene.ref, options=", ".join(scene.options))
+        return (self.cfg.template or self.task.template).format(ref=scene.ref, options=", ".join(scene.options))
 
     def prompt(self, scene: Scene) -> str:
         return self.cfg.prompt_prefix + self.question(scene)
 
+    def label(self, scene: Scene) -> int:
+        """Index of the answer in the task's vocabulary (absolute position: the area)."""
+        return scene.area
+
     def answer(self, scene: Scene) -> str:
-        return self.cfg.area_names[scene.area]
+        return self.task.answer_names[self.label(scene)]
+
+    def labels(self) -> "np.ndarray":
+        """Labels of every scene of the selection, in position order, without building the scenes."""
+        return np.asarray([self.area_of(int(i)) for i in self.ids])
 
 
 def _round_to(x: float, k: int) -> int:

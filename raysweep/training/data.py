@@ -26,7 +26,8 @@ class RowSource:
     def rows(self, positions) -> list[dict]:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def areas(self) -> np.ndarray:  # pragma: no cover - interface
+    def labels(self) -> np.ndarray:  # pragma: no cover - interface
+        """Every row's ``label`` (index into its task's answers), to stratify splits by."""
         raise NotImplementedError
 
 
@@ -34,9 +35,11 @@ class SyntheticRows(RowSource):
     """Scenes of a DataConfig, rendered on demand as PIL images (no PNG round trip)."""
 
     def __init__(self, data_cfg, positions: np.ndarray | None = None):
-        from raysweep.scenes import Renderer, SceneSet
+        from raysweep.scenes import Renderer
+        from raysweep.tasks import task_for
 
-        self.scenes, self.renderer = SceneSet(data_cfg), Renderer(data_cfg)
+        self.task = task_for(data_cfg)
+        self.scenes, self.renderer = self.task.scenes(data_cfg), Renderer(data_cfg)
         self.positions = np.arange(len(self.scenes)) if positions is None else np.asarray(positions)
 
     def __len__(self) -> int:
@@ -53,22 +56,26 @@ class SyntheticRows(RowSource):
                 "image": Image.fromarray(self.renderer.render(scene.objects)),
                 "prompt": self.scenes.prompt(scene),
                 "answer": self.scenes.answer(scene),
+                "label": self.scenes.label(scene),
                 "area": scene.area,
             })  # fmt: skip
         return out
 
-    def areas(self) -> np.ndarray:
-        return np.asarray([self.scenes.area_of(int(self.scenes.ids[int(p)])) for p in self.positions])
+    def labels(self) -> np.ndarray:
+        return self.scenes.labels()[self.positions]
 
 
 class ParquetRows(RowSource):
     """Rows of a Parquet dataset folder, optionally a subset of its positions."""
 
-    def __init__(self, path, positions: np.ndarray | None = None, table=None):
-        from raysweep.datasets import read_dataset
+    def __init__(self, path, positions: np.ndarray | None = None, table=None, task=None):
+        from raysweep.datasets import open_dataset
 
         self.path = str(path)
-        self.table = table if table is not None else read_dataset(path, columns=["scene_id", "image", "prompt", "answer", "area"])
+        if table is None:
+            dataset = open_dataset(path)
+            table, task = dataset.read(columns=["scene_id", "image", "prompt", "answer", "label", "area"]), dataset.task
+        self.table, self.task = table, task  # the task of the set's rows (its answer names)
         self.positions = np.arange(self.table.num_rows) if positions is None else np.asarray(positions)
 
     def __len__(self) -> int:
@@ -78,19 +85,19 @@ class ParquetRows(RowSource):
         idx = [int(self.positions[int(p)]) for p in positions]
         return self.table.take(idx).to_pylist()
 
-    def areas(self) -> np.ndarray:
-        return np.asarray(self.table.column("area").to_numpy())[self.positions]
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.table.column("label").to_numpy())[self.positions]
 
 
-def stratified_split(areas: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) positions: ``val_fraction`` of each area to validation, chosen by the seed."""
+def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) positions: ``val_fraction`` of each label to validation, chosen by the seed."""
     rng = np.random.default_rng([seed, 11])
     val = []
-    for a in np.unique(areas):
-        members = rng.permutation(np.flatnonzero(areas == a))
+    for a in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == a))
         val.extend(members[: int(round(len(members) * val_fraction))])
     val = np.sort(np.asarray(val, np.int64))
-    return np.setdiff1d(np.arange(len(areas)), val), val
+    return np.setdiff1d(np.arange(len(labels)), val), val
 
 
 def train_val_sources(cfg) -> tuple[RowSource, RowSource]:
@@ -103,17 +110,17 @@ def train_val_sources(cfg) -> tuple[RowSource, RowSource]:
             return SyntheticRows(data), SyntheticRows(replace(data, split="val", fraction=1.0))
         # split all/test: hold out val_fraction of the scenes by area
         full = SyntheticRows(data)
-        train, val = stratified_split(full.areas(), data.val_fraction, data.seed)
+        train, val = stratified_split(full.labels(), data.val_fraction, data.seed)
         return SyntheticRows(data, train), SyntheticRows(data, val)
     if data.source not in data.parquet:
         known = ", ".join(["synthetic", *data.parquet]) or "synthetic"
         raise UserError(f"data.source: unknown source {data.source!r}; known: {known} (add it under data.parquet)")
     full = ParquetRows(data.parquet[data.source])
-    train, val = stratified_split(full.areas(), data.val_fraction, data.seed)
+    train, val = stratified_split(full.labels(), data.val_fraction, data.seed)
     if data.fraction < 1.0:
         rng = np.random.default_rng([data.seed, 12])
         train = np.sort(rng.choice(train, size=max(1, int(round(len(train) * data.fraction))), replace=False))
-    return ParquetRows(full.path, train, full.table), ParquetRows(full.path, val, full.table)
+    return ParquetRows(full.path, train, full.table, full.task), ParquetRows(full.path, val, full.table, full.task)
 
 
 def eval_source(eval_set, config_root: Path | None = None) -> RowSource:

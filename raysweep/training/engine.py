@@ -92,8 +92,10 @@ class WorkerTrainer:
         random.seed(cfg.train.seed)
         np.random.seed(cfg.train.seed)
         model_cfg = cfg.model if device is None else replace(cfg.model, device=str(device))
+        from raysweep.tasks import training_task
+
         self.family = get_family(cfg.model.family)
-        built = self.family.build(model_cfg)
+        built = self.family.build(model_cfg, training_task(cfg.data))
         if cfg.lora.enabled:
             built = self.family.apply_lora(built, cfg.lora)
         self.built = built

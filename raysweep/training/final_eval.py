@@ -25,22 +25,24 @@ def evaluate_sets(cfg, adapter_dir, out_dir, progress: bool = True) -> dict[str,
 
     from raysweep.evaluate import evaluate_rows, scalar_metrics, write_report
     from raysweep.models import get_family
+    from raysweep.tasks import training_task
 
     torch.set_num_threads(cfg.train.threads)
     family = get_family(cfg.model.family)
-    built = family.build(cfg.model)
-    sets = [(s.name, eval_source(s).rows(range(len(eval_source(s))))) for s in cfg.train.eval_sets]
+    built = family.build(cfg.model, training_task(cfg.data))
+    sources = [(s.name, eval_source(s)) for s in cfg.train.eval_sets]
+    sets = [(name, src.rows(range(len(src))), src.task) for name, src in sources]  # each set scored by its own task
     modes, primary = eval_modes(cfg.eval), eval_modes(cfg.eval)[0]
     metrics: dict[str, float] = {}
 
     def run(kind: str, folder: str):
-        for name, rows in sets:
+        for name, rows, task in sets:
             for mode in modes:
                 result = evaluate_rows(built, rows, mode=mode, batch_size=cfg.eval.batch_size,
-                                       max_new_tokens=cfg.eval.max_new_tokens, leniency=cfg.eval.leniency)
+                                       max_new_tokens=cfg.eval.max_new_tokens, leniency=cfg.eval.leniency, task=task)
                 metrics.update(scalar_metrics(result, metric_prefix(kind, name, mode, primary)))
                 sub = folder if mode == primary else f"{folder}-{mode}"
-                write_report(result, Path(out_dir) / name / sub, title=f"{name} {folder}", area_names=built.area_names)
+                write_report(result, Path(out_dir) / name / sub, title=f"{name} {folder}", task=task)
                 if progress:
                     print(f"  {kind:5s} {name:16s} {mode:8s} acc {result['acc']:.1%}  (n={result['n']})", flush=True)
 
