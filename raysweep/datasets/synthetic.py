@@ -15,11 +15,13 @@ import numpy as np
 
 from raysweep._configlib import to_dict
 from raysweep.datasets.store import DatasetWriter, rows_to_table, write_table
-from raysweep.scenes import Renderer, SceneSet, encode_png
+from raysweep.scenes import Renderer, encode_png
+from raysweep.tasks import task_for
 
 
-def scene_columns(scenes: SceneSet, renderer: Renderer, positions, encode: bool = True) -> dict[str, list]:
-    """Column lists for the scenes at ``positions`` (PNG bytes, or raw arrays if not ``encode``)."""
+def scene_columns(scenes, renderer: Renderer, positions, encode: bool = True) -> dict[str, list]:
+    """Column lists for the scenes at ``positions`` of a task's scene set (PNG bytes, or raw arrays if
+    not ``encode``)."""
     cfg = scenes.cfg
     cols: dict[str, list] = {k: [] for k in (
         "scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "label", "area",
@@ -52,7 +54,7 @@ def scene_columns(scenes: SceneSet, renderer: Renderer, positions, encode: bool 
 
 
 def _write_part(cfg, staging: str, index: int, start: int, stop: int) -> tuple[int, int]:
-    scenes, renderer = SceneSet(cfg), Renderer(cfg)
+    scenes, renderer = task_for(cfg).scenes(cfg), Renderer(cfg)
     table = rows_to_table(scene_columns(scenes, renderer, range(start, stop)))
     write_table(table, Path(staging) / f"part-{index:05d}.parquet")
     return index, stop - start
@@ -60,7 +62,7 @@ def _write_part(cfg, staging: str, index: int, start: int, stop: int) -> tuple[i
 
 def generate(cfg, out_dir, workers: int = 1, rows_per_part: int = 2000, overwrite: bool = False, progress: bool = True) -> dict:
     """Render every scene of ``cfg`` (a DataConfig) into a Parquet dataset at ``out_dir``."""
-    scenes = SceneSet(cfg)
+    scenes = task_for(cfg).scenes(cfg)
     n = len(scenes)
     ranges = [(i, start, min(start + rows_per_part, n)) for i, start in enumerate(range(0, n, rows_per_part))]
     bar = _progress(len(ranges), f"generate {cfg.split}", progress)

@@ -17,13 +17,14 @@ _TOOLS: dict[str, tuple] = {}
 
 
 def _scene_tools(cfg):
-    """SceneSet and Renderer of ``cfg``, built once per worker process."""
-    from raysweep.scenes import Renderer, SceneSet
+    """The task's scene set and the Renderer of ``cfg``, built once per worker process."""
+    from raysweep.scenes import Renderer
+    from raysweep.tasks import task_for
 
     key = repr(to_dict(cfg))
     if key not in _TOOLS:
         _TOOLS.clear()
-        _TOOLS[key] = (SceneSet(cfg), Renderer(cfg))
+        _TOOLS[key] = (task_for(cfg).scenes(cfg), Renderer(cfg))
     return _TOOLS[key]
 
 
@@ -40,8 +41,8 @@ def render_batch(batch: dict, cfg, encode: bool = True) -> dict:
 
 def scene_dataset(cfg, encode: bool = True, batch_size: int = 256, num_blocks: int | None = None) -> "ray.data.Dataset":
     """A lazy Ray dataset of every scene of ``cfg`` (a DataConfig), rendered where it is consumed."""
-    from raysweep.scenes import SceneSet
+    from raysweep.tasks import task_for
 
-    n = len(SceneSet(cfg))
+    n = len(task_for(cfg).scenes(cfg))
     ds = ray.data.range(n, override_num_blocks=num_blocks) if num_blocks else ray.data.range(n)
     return ds.map_batches(render_batch, fn_kwargs={"cfg": cfg, "encode": encode}, batch_size=batch_size, batch_format="numpy")
