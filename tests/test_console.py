@@ -57,3 +57,50 @@ def test_terminal_table_is_drawn_in_place():
 def test_steps_per_second_needs_a_rate():
     assert steps_per_second({}, {"train": {"batch_size": 8}}) is None
     assert steps_per_second({"train/rows_per_s": 80.0}, {"train": {"batch_size": 8, "grad_accum": 2}}) == 5.0
+
+
+def test_local_ray_is_quiet_and_tells_workers_its_dashboard(monkeypatch):
+    import logging
+    import os
+
+    import ray
+
+    from raysweep.launch import console
+
+    seen = {}
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda **kw: seen.update(kw))
+    monkeypatch.setattr(console, "quiet_driver", lambda: seen.update(quieted=True))
+    console.init_sweep_ray(verbose=False)
+    assert seen["log_to_driver"] is False and seen["logging_level"] == logging.ERROR and seen["quieted"]
+    assert seen["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"] == f"http://127.0.0.1:{seen['dashboard_port']}"
+
+    seen.clear()
+    console.init_sweep_ray(verbose=True)  # --verbose: Ray's own output, no filter
+    assert seen["log_to_driver"] is True and "logging_level" not in seen and "quieted" not in seen
+
+    seen.clear()
+    monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")  # a cluster's: its own dashboard is known there
+    console.init_sweep_ray(verbose=False)
+    assert "runtime_env" not in seen and seen["log_to_driver"] is False
+    assert os.environ["RAY_ADDRESS"] == "http://head:8265"
+
+
+def test_quiet_driver_raises_library_loggers(monkeypatch):
+    import logging
+
+    from raysweep.launch import console
+
+    import os
+    import warnings
+
+    monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "1")
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "INFO")
+    for name in console.QUIET_LOGGERS:
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.INFO)
+    with warnings.catch_warnings():  # quiet_driver ignores every warning: keep that out of the other tests
+        console.quiet_driver()
+
+    assert os.environ["RAY_AIR_NEW_OUTPUT"] == "0"  # Tune's legacy reporter: silent at verbose=0
+    assert all(logging.getLogger(n).level == logging.ERROR for n in ("ray.tune", "mlflow"))

@@ -30,17 +30,36 @@ QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.data", "mlflow", "alembic"
 
 
 def init_sweep_ray(verbose: bool) -> None:
-    """Start or connect to Ray for a sweep; quiet unless ``verbose`` (then Ray's defaults)."""
+    """Start or connect to Ray for a sweep; quiet unless ``verbose`` (then Ray's defaults).
+
+    A local cluster started here tells its workers where its own dashboard is
+    (``RAY_API_SERVER_ADDRESS``): Ray Train's placement-group cleaner looks the dashboard up, and
+    on a machine with a second local Ray instance (another user's, a test's) the lookup fails with
+    ``Found multiple active Ray instances``, the cleaner dies, the placement groups of stopped trials
+    are never freed and the next trials wait for resources forever.
+    """
     import ray
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if ray.is_initialized():
         return
-    if verbose:
-        ray.init(log_to_driver=True)
-        return
-    quiet_driver()
-    ray.init(log_to_driver=False, logging_level=logging.ERROR)
+    kwargs: dict = {"log_to_driver": True}
+    if not os.environ.get("RAY_ADDRESS"):
+        port = free_port()
+        kwargs.update(dashboard_port=port, runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
+    if not verbose:
+        quiet_driver()
+        kwargs.update(log_to_driver=False, logging_level=logging.ERROR)
+    ray.init(**kwargs)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (the local dashboard's)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def quiet_driver() -> None:
