@@ -1,15 +1,21 @@
 """The tiny-model LoRA recipe the README's "Does the tiny model learn?" numbers use (benchmarks only).
 
-AdamW with a linear warm-up, gradient norm clipped at 1, batches sampled from synthetic scenes that
-are never evaluated. Shared by bench_tiny_learns.py and bench_predict_modes.py.
+AdamW (weight decay 0.01) with a linear warm-up, gradient norm clipped at 1, batches sampled from
+synthetic scenes that are never evaluated, trained by the training loop itself
+(:func:`raysweep.training.loop.run_epochs` over a :class:`~raysweep.training.engine.WorkerTrainer`).
+Shared by bench_tiny_learns.py and bench_predict_modes.py.
 """
 
 from __future__ import annotations
 
-import torch
+import math
+import random
+from dataclasses import replace
 
-from raysweep.models import get_family
+from raysweep.config import load_config
 from raysweep.models._rows import synthetic_rows
+from raysweep.training.engine import WorkerTrainer
+from raysweep.training.loop import LoopCallback, run_epochs
 
 
 def held_out_and_train(n_held_out: int, pool: int = 1200) -> tuple[list[dict], list[dict]]:
@@ -19,18 +25,46 @@ def held_out_and_train(n_held_out: int, pool: int = 1200) -> tuple[list[dict], l
     return held_out, [r for r in synthetic_rows(pool) if r["scene_id"] not in held_ids]
 
 
-def lora_step(built, lr: float, warmup: int):
-    """A function that takes one optimiser step on a list of rows and returns the loss."""
-    family = get_family(built.family)
-    opt = torch.optim.AdamW([p for p in built.model.parameters() if p.requires_grad], lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
+def lora_trainer(config: str, overrides: list[str], lr: float, warmup: int) -> WorkerTrainer:
+    """The config's model with its LoRA adapter (base frozen) and the recipe's optimiser."""
+    recipe = [f"train.lr={lr}", f"train.warmup_steps={warmup}", "train.weight_decay=0.01", "train.clip=1.0", "train.grad_accum=1"]
+    return WorkerTrainer(load_config(config, [*overrides, *recipe]))
 
-    def step(rows: list[dict]) -> torch.Tensor:
-        built.model.train()
-        loss = family.loss(built, family.collate(built, rows, train=True))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(built.model.parameters(), 1.0)
-        opt.step(), sched.step(), opt.zero_grad()
-        return loss
 
-    return step
+class EpochReports(LoopCallback):
+    """Each epoch's metrics, with its step count (``steps``) and its last step's loss (``last_step_loss``)."""
+
+    def __init__(self):
+        self.metrics, self.last_loss = [], float("nan")
+
+    def on_step_end(self, ctx, loss: float) -> None:
+        self.last_loss = loss
+
+    def report(self, ctx, metrics: dict, checkpoint) -> None:
+        self.metrics.append({**metrics, "steps": ctx.step, "last_step_loss": self.last_loss})
+
+
+def train_steps(trainer: WorkerTrainer, rows: list[dict], steps: int, batch_size: int, seed: int,
+                evaluate=None, every: int = 0) -> list[dict]:  # fmt: skip
+    """``steps`` train steps on batches drawn from ``rows`` (``random.Random(seed)``) by the training loop.
+
+    An epoch of the loop is ``every`` steps (0: all of them); ``evaluate`` () -> ``{"val/acc": ...}``
+    runs after each. Returns each epoch's metrics (:class:`EpochReports`); no checkpoints.
+    """
+    per_epoch = every or steps
+    train_cfg = replace(trainer.cfg.train, epochs=math.ceil(steps / per_epoch), batch_size=batch_size, patience=0,
+                        early_stop_metric="val/acc")  # fmt: skip
+    rng = random.Random(seed)
+
+    def batches(epoch: int):
+        for _ in range(min(per_epoch, steps - epoch * per_epoch)):
+            yield trainer.prepare(rng.sample(rows, batch_size))
+
+    reports = EpochReports()
+    run_epochs(trainer, train_cfg, batches, evaluate, callbacks=[reports], checkpoint_every=0)
+    return reports.metrics
+
+
+def train_seconds(metrics: list[dict], batch_size: int) -> float:
+    """Seconds of the epochs' training phases (sampling, collate and steps; no evaluation)."""
+    return sum(m["steps"] * batch_size / m["train/rows_per_s"] for m in metrics)

@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import time
 from pathlib import Path
 
 import torch
-from _tiny_training import held_out_and_train, lora_step
+from _tiny_training import held_out_and_train, lora_trainer, train_seconds, train_steps
 
-from raysweep.config import load_config
 from raysweep.evaluate import evaluate_rows
 from raysweep.metrics import agreement
-from raysweep.models import build_model, get_family
+from raysweep.models import get_family
 from raysweep.models.base import to_device
 
 
@@ -99,8 +97,8 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/predict_modes.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = load_config(args.config)
-    built = build_model(cfg.model, cfg.lora)
+    trainer = lora_trainer(args.config, [], lr=1e-3, warmup=100)
+    cfg, built = trainer.cfg, trainer.built
     held_out, train = held_out_and_train(args.n)
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     report = {"config": args.config, "n": args.n, "batch_sizes": batch_sizes, "max_new_tokens": cfg.eval.max_new_tokens,
@@ -114,11 +112,8 @@ def main() -> None:
               f"  -> ratio at most {b['ratio_bound_15_tokens']:.1f}x (15 tokens), {b['ratio_bound_3_tokens']:.1f}x (3 tokens)", flush=True)
     print("untrained", flush=True)
     report["untrained"] = compare_all(built, held_out, batch_sizes, cfg.eval.max_new_tokens)
-    train_step = lora_step(built, lr=1e-3, warmup=100)
-    rng, started = random.Random(0), time.perf_counter()
-    for _ in range(args.steps):
-        train_step(rng.sample(train, 32))
-    report["train_seconds"], report["steps"] = time.perf_counter() - started, args.steps
+    epochs = train_steps(trainer, train, args.steps, batch_size=32, seed=0)
+    report["train_seconds"], report["steps"] = train_seconds(epochs, 32), args.steps
     print(f"trained {args.steps} steps in {report['train_seconds']:.0f} s", flush=True)
     report["trained"] = compare_all(built, held_out, batch_sizes, cfg.eval.max_new_tokens)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

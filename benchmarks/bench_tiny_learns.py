@@ -3,9 +3,10 @@
     python benchmarks/bench_tiny_learns.py --config configs/models/tiny-qwen2-vl.yaml --steps 500 --eval-every 100
     python benchmarks/bench_tiny_learns.py --config configs/models/tiny-llava-next.yaml --steps 200
 
-The README's recipe: the tiny model's LoRA adapter (the config's ``lora`` section; base frozen at
-random init from ``model.seed``), AdamW lr 1e-3 with a 100-step linear warm-up, batch 32 drawn from
-synthetic scenes that are never evaluated, gradient norm clipped at 1, one torch thread, seeded.
+The README's recipe (benchmarks/_tiny_training.py, run by the training loop): the tiny model's LoRA
+adapter (the config's ``lora`` section; base frozen at random init from ``model.seed``), AdamW lr
+1e-3 with a 100-step linear warm-up, batch 32 drawn from synthetic scenes that are never evaluated,
+gradient norm clipped at 1, one torch thread, seeded.
 Accuracy is ``choice`` mode on ``--n`` held-out scenes. ``key=value`` arguments override the config
 (e.g. ``lora.rank=64``). Writes benchmarks/results/tiny_learns_<family>.json.
 """
@@ -14,16 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
-import time
 from pathlib import Path
 
 import torch
-from _tiny_training import held_out_and_train, lora_step
+from _tiny_training import held_out_and_train, lora_trainer, train_seconds, train_steps
 
-from raysweep.config import load_config
 from raysweep.evaluate import evaluate_rows
-from raysweep.models import build_model
 
 
 def accuracy(built, rows, batch_size: int) -> float:
@@ -44,9 +41,8 @@ def main() -> None:
     parser.add_argument("--out", default="", help="default: benchmarks/results/tiny_learns_<family>.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
-    cfg = load_config(args.config, args.overrides)
-    built = build_model(cfg.model, cfg.lora)
+    trainer = lora_trainer(args.config, [*args.overrides, f"train.seed={args.seed}"], args.lr, args.warmup)
+    cfg, built = trainer.cfg, trainer.built
     held_out, train = held_out_and_train(args.n)
     report = {
         "config": args.config, "overrides": args.overrides, "family": cfg.model.family, "n_held_out": args.n,
@@ -55,18 +51,16 @@ def main() -> None:
         "trainable_params": built.trainable_params, "total_params": built.total_params,
     }
     report["acc_before"] = accuracy(built, held_out, args.batch_size)
-    train_step = lora_step(built, args.lr, args.warmup)
-    rng, curve, train_seconds = random.Random(args.seed), [], 0.0
-    for step in range(1, args.steps + 1):
-        started = time.perf_counter()
-        loss = train_step(rng.sample(train, args.batch_size))
-        train_seconds += time.perf_counter() - started
-        if args.eval_every and step % args.eval_every == 0 and step < args.steps:
-            curve.append({"step": step, "loss": round(loss.item(), 4), "acc": accuracy(built, held_out, args.batch_size)})
-            print(json.dumps(curve[-1]), flush=True)
-    report["steps"], report["train_seconds"] = args.steps, round(train_seconds, 1)
-    report["final_loss"] = round(loss.item(), 4)
-    report["acc_after"] = accuracy(built, held_out, args.batch_size)
+    epochs = train_steps(trainer, train, args.steps, args.batch_size, args.seed,
+                         evaluate=lambda: {"val/acc": accuracy(built, held_out, args.batch_size)}, every=args.eval_every)  # fmt: skip
+    curve, done = [], 0
+    for m in epochs[:-1]:
+        done += m["steps"]
+        curve.append({"step": done, "loss": round(m["last_step_loss"], 4), "acc": m["val/acc"]})
+        print(json.dumps(curve[-1]), flush=True)
+    report["steps"], report["train_seconds"] = args.steps, round(train_seconds(epochs, args.batch_size), 1)
+    report["final_loss"] = round(epochs[-1]["last_step_loss"], 4)
+    report["acc_after"] = epochs[-1]["val/acc"]
     if curve:
         report["curve"] = curve
     out = Path(args.out or f"benchmarks/results/tiny_learns_{cfg.model.family}.json")

@@ -1,11 +1,12 @@
-"""Ray Train loop overhead: per-step time against a plain single-process PyTorch loop.
+"""Ray Train loop overhead: the training loop on Ray Train against the same loop in one process.
 
     python benchmarks/bench_train_loop.py [--steps 60] [--batch 16]
 
-Both loops run the same tiny LLaVA-NeXT with LoRA, the same batch size and data (scenes rendered
-in the loop, collate, forward, backward, AdamW step) on one CPU worker with one torch thread. The
-Ray number is `raysweep train` with 1 worker (its own per-epoch rows/s, which counts data and
-compute but not validation). Also measured: seconds from the command's start to its first finished
+Both run the same loop (raysweep.training.loop.run_epochs) on the same tiny LLaVA-NeXT with LoRA,
+batch size, data (scenes rendered in the loop, collate, forward, backward, AdamW step), validation
+and checkpoints, two epochs, one CPU worker with one torch thread. The Ray number is `raysweep
+train` with 1 worker; both report epoch 2's train/rows_per_s (data and compute, not validation) and
+train/data_wait_frac. Also measured: seconds from the command's start to its first finished
 training step, and the 2-worker DeepSpeed ZeRO-2 throughput. Target: Ray per-step <= 1.10x plain.
 """
 
@@ -22,25 +23,55 @@ import tempfile
 import time
 from pathlib import Path
 
+from raysweep.training.loop import LoopCallback
+
 REPO = Path(__file__).resolve().parents[1]
 COMMON = ["data.split=train", "train.val_limit=27", "train.eval_sets=[]", "train.patience=0", "train.warmup_steps=10"]
 
 
-def plain_loop(steps: int, batch: int) -> float:
-    """Median seconds per step of WorkerTrainer in this process."""
-    from raysweep.config import load_config
-    from raysweep.training.data import epoch_batches, train_val_sources
-    from raysweep.training.engine import WorkerTrainer
+class StepClock(LoopCallback):
+    """Seconds from one step's end to the next (the wait for a batch and the step) and each epoch's metrics."""
 
-    cfg = load_config(REPO / "configs/train-tiny.yaml", COMMON + [f"train.batch_size={batch}"])
+    def __init__(self):
+        self.times, self.metrics, self.last = [], [], 0.0
+
+    def on_epoch_start(self, ctx) -> None:
+        self.times.append([])
+        self.last = time.perf_counter()
+
+    def on_step_end(self, ctx, loss: float) -> None:
+        now = time.perf_counter()
+        self.times[-1].append(now - self.last)
+        self.last = now
+
+    def report(self, ctx, metrics: dict, checkpoint) -> None:
+        self.metrics.append(metrics)
+
+
+def plain_loop(steps: int, batch: int) -> dict:
+    """The training loop (run_epochs) in this process, no Ray: the Ray run's config, data, validation and checkpoints.
+
+    Epoch 2 (warm) as for Ray: its rows/s and data wait, and the median step (data wait included)
+    without its first 5 steps.
+    """
+    from raysweep.config import load_config
+    from raysweep.training.data import epoch_batches, limit_rows, train_val_sources
+    from raysweep.training.engine import WorkerTrainer
+    from raysweep.training.loop import run_epochs
+
+    cfg = load_config(REPO / "configs/train-tiny.yaml", COMMON + [f"train.batch_size={batch}", f"train.steps_per_epoch={steps}", "train.epochs=2"])
     trainer = WorkerTrainer(cfg)
-    train, _ = train_val_sources(cfg)
-    times = []
-    for positions in epoch_batches(len(train), 0, 42, 0, 1, steps, batch):
-        t0 = time.perf_counter()
-        trainer.train_step(trainer.prepare(train.rows(positions)))
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times[5:])
+    train, val = train_val_sources(cfg)
+    val = limit_rows(val, cfg.train.val_limit, cfg.train.seed)
+
+    def batches(epoch: int):
+        return (trainer.prepare(train.rows(p)) for p in epoch_batches(len(train), epoch, cfg.train.seed, 0, 1, steps, batch))
+
+    clock = StepClock()
+    run_epochs(trainer, cfg.train, batches, lambda: trainer.validate(val, cfg.eval.batch_size), callbacks=[clock])
+    warm = clock.metrics[-1]
+    return {"seconds_per_step": statistics.median(clock.times[-1][5:]), "rows_per_s": warm["train/rows_per_s"],
+            "data_wait_pct": round(100 * warm["train/data_wait_frac"])}  # fmt: skip
 
 
 def ray_loop(steps: int, batch: int, workers: int, tmp: Path) -> dict:
@@ -77,17 +108,18 @@ def main() -> None:
         one = ray_loop(args.steps, args.batch, 1, Path(tmp))
         two = ray_loop(args.steps, args.batch, 2, Path(tmp))
     results = {
-        "plain_seconds_per_step": plain,
+        "plain_loop": plain,
         "ray_1_worker": one,
         "ray_2_workers_deepspeed": two,
-        "ray_over_plain": one["seconds_per_step"] / plain,
+        "ray_over_plain": plain["rows_per_s"] / one["rows_per_s"],
     }
     print(json.dumps(results, indent=2))
-    print(f"\n| loop (batch {args.batch}, 1 thread/worker) | s/step | rows/s |\n|---|---|---|")
-    print(f"| plain PyTorch, 1 process | {plain:.3f} | {args.batch / plain:.1f} |")
-    print(f"| Ray Train, 1 worker | {one['seconds_per_step']:.3f} | {one['rows_per_s']:.1f} |")
-    print(f"| Ray Train, 2 workers, DeepSpeed ZeRO-2 | {two['seconds_per_step']:.3f} (per worker step) | {two['rows_per_s']:.1f} |")
-    print(f"\nRay / plain per step: {results['ray_over_plain']:.2f}x; command to first step: "
+    print(f"\n| loop (batch {args.batch}, 1 thread/worker, epoch 2) | s/step | rows/s | data wait |\n|---|---|---|---|")
+    print(f"| the loop without Ray, 1 process | {args.batch / plain['rows_per_s']:.3f} | {plain['rows_per_s']:.1f} | {plain['data_wait_pct']}% |")
+    print(f"| Ray Train, 1 worker | {one['seconds_per_step']:.3f} | {one['rows_per_s']:.1f} | {one['data_wait_pct']}% |")
+    print(f"| Ray Train, 2 workers, DeepSpeed ZeRO-2 | {two['seconds_per_step']:.3f} (per worker step) | {two['rows_per_s']:.1f} | {two['data_wait_pct']}% |")
+    print(f"\nRay / plain per step: {results['ray_over_plain']:.2f}x (median plain step without the first 5: "
+          f"{plain['seconds_per_step']:.3f} s); command to first step: "
           f"{one['time_to_first_step_s']:.1f} s (1 worker), {two['time_to_first_step_s']:.1f} s (2 workers, DeepSpeed)")
     out = REPO / "benchmarks" / "results" / "train_loop.json"
     out.parent.mkdir(exist_ok=True)

@@ -1,6 +1,5 @@
 """`raysweep train` end to end on a local Ray: 2 CPU workers with DeepSpeed, MLflow, registry, faults."""
 
-import os
 from pathlib import Path
 
 import pytest
@@ -23,15 +22,9 @@ SMALL = [
 
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
-    # The testing hook fails rank 0 once after epoch 1 when the marker file is absent; the env var is
-    # inherited by the local Ray's workers, so it is set before ray.init and the marker disarms it.
-    marker = tmp_path_factory.mktemp("fault") / "failed-once"
-    marker.write_text("disarmed")
-    os.environ["RAYSWEEP_TEST_FAIL_ONCE"] = str(marker)
     ray.init(num_cpus=2, log_to_driver=False, _temp_dir=str(tmp_path_factory.mktemp("ray")))
-    yield marker
+    yield
     ray.shutdown()
-    os.environ.pop("RAYSWEEP_TEST_FAIL_ONCE", None)
 
 
 @pytest.fixture(scope="module")
@@ -99,15 +92,19 @@ def test_two_worker_deepspeed_run_logs_everything(tmp_path, local_ray, coco_set,
                  "--adapter", "models:/raysweep-llava-next@nosuch"]) == 2  # fmt: skip
 
 
-def test_worker_failure_resumes_from_latest_checkpoint(tmp_path, local_ray, capsys):
-    marker = local_ray
-    marker.unlink()  # arm the hook
+def test_worker_failure_resumes_from_latest_checkpoint(tmp_path, local_ray):
+    from raysweep.config import load_config
+    from raysweep.launch.train import run_training
+
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    args = ["train", "configs/train-tiny.yaml", *SMALL, f"mlflow.tracking_uri={uri}", f"train.storage_path={tmp_path}/runs",
-            "train.name=fault", "train.num_workers=1", "train.epochs=2", "train.patience=0", "train.max_failures=1",
-            "train.eval_sets=[]"]  # fmt: skip
-    assert main(args) == 0
-    assert marker.exists(), "the injected failure did not happen"
+    cfg = load_config("configs/train-tiny.yaml", [*SMALL, f"mlflow.tracking_uri={uri}", f"train.storage_path={tmp_path}/runs",
+                      "train.name=fault", "train.num_workers=1", "train.epochs=2", "train.patience=0",
+                      "train.max_failures=1", "train.eval_sets=[]"])  # fmt: skip
+    marker = tmp_path / "failed-once"  # rank 0 raises once, at the end of epoch 1 (after its checkpoint)
+    fault = ("tests.loop_faults:FailOnce", {"marker": str(marker), "moment": "on_epoch_end", "epoch": 1})
+    outcome = run_training(cfg, loop_callbacks=[fault], quiet=True)
+    assert outcome.adapter_dir is not None
+    assert marker.read_text() == "on_epoch_end of epoch 1, step 3", "the injected failure did not happen"
     client = _client(uri)
     (run,) = client.search_runs([client.get_experiment_by_name("raysweep-train-tiny").experiment_id])
     steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "val/loss"))

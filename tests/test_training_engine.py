@@ -1,4 +1,7 @@
-"""The per-worker training step without Ray: data order, resume, early-stopping rule."""
+"""The per-worker training step without Ray: data order, training through the loop, the DeepSpeed op cache.
+
+Resume and early stopping are tested through the loop in tests/test_training_loop.py.
+"""
 
 from pathlib import Path
 
@@ -7,6 +10,7 @@ import pytest
 
 from raysweep.config import load_config
 from raysweep.training.data import epoch_batches, limit_rows, steps_per_epoch, stratified_split, train_val_sources
+from raysweep.training.loop import LoopCallback, run_epochs
 
 SMALL = [
     "data.split=train",
@@ -62,53 +66,33 @@ def torch_single_thread():
     torch.set_num_threads(1)
 
 
-def _run(trainer, train, epoch, steps, batch):
-    return [trainer.train_step(trainer.prepare(train.rows(b))) for b in epoch_batches(len(train), epoch, 42, 0, 1, steps, batch)]
+class StepLosses(LoopCallback):
+    """Every step's loss and every epoch's metrics."""
 
+    def __init__(self):
+        self.losses, self.metrics = [], []
 
-def test_resume_gives_the_same_next_step_loss(tmp_path, torch_single_thread):
-    from raysweep.training.engine import TrainState, WorkerTrainer
+    def on_step_end(self, ctx, loss):
+        self.losses.append(loss)
 
-    cfg = tiny_cfg()
-    train, _ = train_val_sources(cfg)
-    uninterrupted = WorkerTrainer(cfg)
-    first = _run(uninterrupted, train, 0, 4, 4)
-    second = _run(uninterrupted, train, 1, 2, 4)
-
-    interrupted = WorkerTrainer(cfg)
-    assert _run(interrupted, train, 0, 4, 4) == pytest.approx(first, rel=1e-6)
-    interrupted.save(tmp_path, TrainState(epoch=1, step=4, best=1.0))
-    del interrupted
-    resumed = WorkerTrainer(cfg)
-    state = resumed.load(tmp_path)
-    assert (state.epoch, state.step, state.best) == (1, 4, 1.0)
-    assert (tmp_path / "adapter" / "adapter_config.json").is_file()
-    again = _run(resumed, train, 1, 2, 4)
-    assert again == pytest.approx(second, rel=1e-5)
-    # a fresh model (no resume) would not give that loss
-    fresh = WorkerTrainer(cfg)
-    assert _run(fresh, train, 1, 1, 4)[0] != pytest.approx(second[0], rel=1e-3)
+    def report(self, ctx, metrics, checkpoint):
+        self.metrics.append(metrics)
 
 
 def test_loss_falls_and_validation_reports_metrics(torch_single_thread):
     from raysweep.training.engine import WorkerTrainer
 
-    cfg = tiny_cfg()
+    cfg = tiny_cfg("train.epochs=1")
     train, val = train_val_sources(cfg)
+    val = limit_rows(val, 18, 0)
     trainer = WorkerTrainer(cfg)
-    losses = _run(trainer, train, 0, 12, 4)
-    assert np.mean(losses[-3:]) < np.mean(losses[:3])
-    metrics = trainer.validate(limit_rows(val, 18, 0), batch_size=9)
+    seen = StepLosses()
+    batches = lambda epoch: (trainer.prepare(train.rows(b)) for b in epoch_batches(len(train), epoch, 42, 0, 1, 12, 4))  # noqa: E731
+    run_epochs(trainer, cfg.train, batches, lambda: trainer.validate(val, batch_size=9), callbacks=[seen], checkpoint_every=0)
+    assert len(seen.losses) == 12 and np.mean(seen.losses[-3:]) < np.mean(seen.losses[:3])
+    metrics = seen.metrics[0]
     assert {"val/loss", "val/acc", "val/acc/top_left", "val/pred_frac/center", "val/center_bias"} <= set(metrics)
-    assert 0.0 <= metrics["val/acc"] <= 1.0
-
-
-def test_better_rule():
-    from raysweep.launch.train import _better
-
-    assert _better(1.0, None, "val/loss", 0.0)
-    assert _better(0.9, 1.0, "val/loss", 0.0) and not _better(0.95, 1.0, "val/loss", 0.1)
-    assert _better(0.6, 0.5, "val/acc", 0.0) and not _better(0.5, 0.5, "val/acc", 0.0)
+    assert 0.0 <= metrics["val/acc"] <= 1.0 and metrics["train/loss"] == pytest.approx(np.mean(seen.losses))
 
 
 def test_extension_cache_is_per_environment_and_drops_stale_locks(tmp_path, monkeypatch):

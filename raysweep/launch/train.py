@@ -1,7 +1,8 @@
 """``raysweep train``: one fine-tuning run as a Ray Train job, tracked in MLflow.
 
 The driver creates the MLflow run, starts a ``TorchTrainer`` whose workers run
-:func:`train_loop_per_worker` (DeepSpeed or DDP over :class:`~raysweep.training.engine.WorkerTrainer`),
+:func:`train_loop_per_worker` (the core's :func:`~raysweep.training.loop.run_epochs` over a DeepSpeed or
+DDP :class:`~raysweep.training.engine.WorkerTrainer`, fed and reported by Ray Train),
 then evaluates the base model and the best adapter on the eval sets in a Ray task and logs
 everything: params, per-epoch metrics, test metrics, heatmaps, the adapter, optionally a
 registered model version with an alias.
@@ -27,8 +28,7 @@ from raysweep import storage
 from raysweep._configlib import flatten, from_dict, to_dict
 from raysweep.config import RunConfig
 from raysweep.tracking import RunLogger, register_adapter, registry_tags, tracking_uri
-
-FAIL_ONCE_ENV = "RAYSWEEP_TEST_FAIL_ONCE"  # testing hook: a marker path; rank 0 fails once after epoch 1
+from raysweep.training.loop import ConsoleProgress, LoopCallback, load_callback, run_epochs
 
 
 def quiet_library_warnings() -> None:
@@ -40,16 +40,25 @@ def quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
 
 
-def _better(value: float, best: float | None, metric: str, min_delta: float) -> bool:
-    if best is None:
-        return True
-    return value < best - min_delta if metric.endswith("loss") else value > best + min_delta
+class RayTrainReport(LoopCallback):
+    """The loop's reports on a Ray Train worker: MLflow (rank 0) and ``ray.train.report`` with the checkpoint."""
+
+    def __init__(self, logger: RunLogger | None):
+        self.logger = logger
+
+    def report(self, ctx, metrics: dict, checkpoint: Path | None) -> None:
+        if self.logger and ctx.rank == 0:
+            self.logger.log_metrics(metrics, step=ctx.epoch)
+        kept = Checkpoint.from_directory(str(checkpoint)) if checkpoint else None
+        ray.train.report(metrics, checkpoint=kept, checkpoint_dir_name=f"epoch-{ctx.epoch:03d}" if kept else None)
 
 
 def train_loop_per_worker(config: dict) -> None:
-    """One Ray Train worker: train, validate every epoch, checkpoint, stop early. Reads only ``config``."""
-    from tqdm import tqdm
+    """One Ray Train worker: :func:`~raysweep.training.loop.run_epochs` fed by Ray. Reads only ``config``.
 
+    ``config["loop_callbacks"]``: ``(module:Class, kwargs)`` pairs of extra loop callbacks built
+    here (how tests inject faults at the loop's hooks).
+    """
     from raysweep.training.data import epoch_batches, limit_rows, steps_per_epoch, train_val_sources
     from raysweep.training.engine import TrainState, WorkerTrainer
 
@@ -77,63 +86,17 @@ def train_loop_per_worker(config: dict) -> None:
         if rank == 0:
             print(f"resumed from epoch {state.epoch} (step {state.step})", flush=True)
 
-    state_start = state.epoch
-    for epoch in range(state.epoch, cfg.train.epochs):
+    def batches(epoch: int):
         if cfg.train.data_loader == "ray_data":
-            batches = ray_data_batches(ray.train.get_dataset_shard("train"), micro_steps, cfg.train.batch_size, cfg.train.seed + epoch)
+            positions = ray_data_batches(ray.train.get_dataset_shard("train"), micro_steps, cfg.train.batch_size, cfg.train.seed + epoch)
         else:
-            batches = epoch_batches(len(train_src), epoch, cfg.train.seed, rank, world, micro_steps, cfg.train.batch_size)
-        bar = tqdm(total=micro_steps, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", disable=rank != 0,
-                   file=sys.stdout, mininterval=5.0, dynamic_ncols=False, ncols=100)  # fmt: skip
-        losses, data_s, started = [], 0.0, time.perf_counter()
-        for positions in batches:
-            t0 = time.perf_counter()
-            batch = trainer.prepare(train_src.rows(positions))
-            data_s += time.perf_counter() - t0
-            losses.append(trainer.train_step(batch))
-            if rank == 0 and len(losses) == 1 and epoch == state_start:
-                print(f"first step done at unix time {time.time():.3f}", flush=True)
-            state.step += 1
-            bar.update(1)
-            if len(losses) % cfg.train.log_every == 0:
-                rate = len(losses) * cfg.train.batch_size * world / (time.perf_counter() - started)
-                bar.set_postfix(loss=f"{sum(losses[-cfg.train.log_every:]) / cfg.train.log_every:.3f}", rows_s=f"{rate:.0f}")
-        bar.close()
-        train_s = time.perf_counter() - started
-        val = trainer.validate(val_src, cfg.eval.batch_size)
-        metric = val[cfg.train.early_stop_metric]
-        if _better(metric, state.best, cfg.train.early_stop_metric, cfg.train.min_delta):
-            state.best, state.best_epoch, state.bad_epochs = metric, epoch + 1, 0
-        else:
-            state.bad_epochs += 1
-        state.epoch = epoch + 1
-        stop = bool(cfg.train.patience) and state.bad_epochs >= cfg.train.patience
-        metrics = {
-            "epoch": epoch + 1,
-            "train/loss": sum(losses) / len(losses),
-            "train/rows_per_s": len(losses) * cfg.train.batch_size * world / train_s,
-            "train/data_wait_frac": data_s / train_s,
-            "train/lr": float(trainer.scheduler.get_last_lr()[0]),
-            **val,
-            "best_epoch": state.best_epoch,
-            "early_stopped": int(stop),
-        }
-        state.history.append({k: v for k, v in metrics.items() if not k.startswith("val/pred")})
-        if rank == 0:
-            print(f"epoch {epoch + 1}: train/loss {metrics['train/loss']:.4f}  val/loss {val['val/loss']:.4f}  "
-                  f"val/acc {val['val/acc']:.1%}  ({metrics['train/rows_per_s']:.1f} rows/s, data wait "
-                  f"{metrics['train/data_wait_frac']:.0%})" + ("  -> early stop" if stop else ""), flush=True)  # fmt: skip
-            if logger:
-                logger.log_metrics(metrics, step=epoch + 1)
-        with tempfile.TemporaryDirectory() as directory:
-            trainer.save(Path(directory), state)
-            ray.train.report(metrics, checkpoint=Checkpoint.from_directory(directory), checkpoint_dir_name=f"epoch-{epoch + 1:03d}")
-        marker = os.environ.get(FAIL_ONCE_ENV)
-        if marker and rank == 0 and epoch == 0 and not Path(marker).exists():
-            Path(marker).write_text("failed once")
-            raise RuntimeError("injected worker failure (testing hook)")
-        if stop:
-            break
+            positions = epoch_batches(len(train_src), epoch, cfg.train.seed, rank, world, micro_steps, cfg.train.batch_size)
+        return (trainer.prepare(train_src.rows(p)) for p in positions)
+
+    callbacks = [ConsoleProgress(micro_steps, cfg.train.batch_size, cfg.train.log_every)] if rank == 0 else []
+    callbacks += [RayTrainReport(logger), *(load_callback(path, kwargs) for path, kwargs in config.get("loop_callbacks", []))]
+    run_epochs(trainer, cfg.train, batches, lambda: trainer.validate(val_src, cfg.eval.batch_size), state, callbacks,
+               rank=rank, world_size=world)  # fmt: skip
 
 
 def ray_data_batches(shard, n_batches: int, batch_size: int, seed: int):
@@ -181,11 +144,14 @@ def init_ray() -> None:
 
 
 def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None = None, tags: dict | None = None,
-                 register: bool | None = None, quiet: bool = False, reuse_tag: tuple[str, str] | None = None) -> TrainingOutcome:  # fmt: skip
+                 register: bool | None = None, quiet: bool = False, reuse_tag: tuple[str, str] | None = None,
+                 loop_callbacks: list[tuple[str, dict]] | None = None) -> TrainingOutcome:  # fmt: skip
     """Fine-tune ``cfg`` on Ray Train, evaluate base vs fine-tuned, log it all to MLflow.
 
     ``reuse_tag=(key, value)`` continues the MLflow run carrying that tag (a restarted sweep trial)
     instead of starting another; Ray Train resumes from the run's latest checkpoint by its name.
+    ``callbacks`` are Ray Train's (the driver's); ``loop_callbacks`` are ``("module:Class", kwargs)``
+    pairs that every worker builds and hands to the training loop (tests inject faults this way).
     """
     import yaml
 
@@ -209,7 +175,8 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
         datasets = {"train": ray.data.range(len(train_val_sources(cfg)[0]))}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id, "resumed": resumed},
+        train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id, "resumed": resumed,
+                           "loop_callbacks": list(loop_callbacks or [])},
         datasets=datasets,
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),

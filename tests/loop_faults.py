@@ -1,0 +1,44 @@
+"""Fault injection at the training loop's hooks, for tests only.
+
+A Ray Train worker builds these from ``("tests.loop_faults:FailOnce", kwargs)`` pairs given to
+``run_training(loop_callbacks=...)`` (Ray puts the driver's working directory, the repo root, on
+the workers' path); in one process, pass an instance to ``run_epochs`` directly.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+from raysweep.training.loop import LoopCallback
+
+MOMENTS = ("on_epoch_start", "on_step_end", "on_validation_end", "on_checkpoint", "on_epoch_end", "on_train_end")
+
+
+class FailOnce(LoopCallback):
+    """At ``moment`` of ``epoch`` (and ``step``, for on_step_end) on ``rank``: raise, or send ``signal_name`` to ``pid``.
+
+    ``marker`` is a file written when the fault fires: while it exists nothing fires again, so a
+    run restarted from its checkpoint goes on.
+    """
+
+    def __init__(self, marker: str, moment: str = "on_epoch_end", epoch: int = 1, step: int = 1, rank: int = 0,
+                 pid: int | None = None, signal_name: str = "SIGKILL"):  # fmt: skip
+        if moment not in MOMENTS:
+            raise ValueError(f"unknown moment {moment!r}; choose from {', '.join(MOMENTS)}")
+        self.marker, self.moment, self.epoch, self.step, self.rank = Path(marker), moment, epoch, step, rank
+        self.pid, self.signal_name = pid, signal_name
+        for name in MOMENTS:
+            if name == moment:
+                setattr(self, name, self._maybe_fail)
+
+    def _maybe_fail(self, ctx, *args) -> None:
+        hit = ctx.rank == self.rank and ctx.epoch == self.epoch and (self.moment != "on_step_end" or ctx.step == self.step)
+        if not hit or self.marker.exists():
+            return
+        self.marker.write_text(f"{self.moment} of epoch {ctx.epoch}, step {ctx.step}")
+        if self.pid is not None:
+            os.kill(self.pid, getattr(signal, self.signal_name))
+        else:
+            raise RuntimeError(f"injected failure at {self.moment} of epoch {ctx.epoch} (tests/loop_faults.py)")
