@@ -104,3 +104,15 @@ def test_quiet_driver_raises_library_loggers(monkeypatch):
 
     assert os.environ["RAY_AIR_NEW_OUTPUT"] == "0"  # Tune's legacy reporter: silent at verbose=0
     assert all(logging.getLogger(n).level == logging.ERROR for n in ("ray.tune", "mlflow"))
+
+
+def test_raylet_warnings_are_dropped_and_its_errors_kept():
+    from raysweep.launch.console import RayletWarningFilter
+
+    out = io.StringIO()
+    stream = RayletWarningFilter(out)
+    print("\x1b[33m(raylet)\x1b[0m WARNING: 8 PYTHON worker processes have been started on node: x", file=stream)
+    print("\x1b[33m(raylet)\x1b[0m Raylet is terminated. Termination is unexpected.", file=stream)
+    print("[07:56:46] trial t_0 RUNNING", file=stream)
+    assert out.getvalue() == "\x1b[33m(raylet)\x1b[0m Raylet is terminated. Termination is unexpected.\n[07:56:46] trial t_0 RUNNING\n"
+    assert stream.isatty() is False  # the rest is the real stream's

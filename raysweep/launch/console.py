@@ -13,7 +13,9 @@ Ray's chatter is turned off by Ray's own settings where it has one:
 
 What has no setting is raysweep's filter: the ``ray.tune``/``ray.train``/``ray.data`` and MLflow
 loggers of the driver are raised to ERROR (MLflow's ``Creating initial MLflow database tables``),
-and library warnings are ignored. Trial progress comes through Tune's results instead, into the
+library warnings are ignored, and the raylet's warnings, which the driver prints whatever
+``log_to_driver`` says (``WARNING: 8 PYTHON worker processes have been started``), are dropped from
+stdout (:class:`RayletWarningFilter`; the raylet's errors still show). Trial progress comes through Tune's results instead, into the
 :class:`~raysweep.sweep.board.TrialBoard`.
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 
 from ray import tune
 
@@ -50,6 +53,7 @@ def init_sweep_ray(verbose: bool) -> None:
     if not verbose:
         quiet_driver()
         kwargs.update(log_to_driver=False, logging_level=logging.ERROR)
+        sys.stdout = RayletWarningFilter(sys.stdout)
     ray.init(**kwargs)
 
 
@@ -71,6 +75,27 @@ def quiet_driver() -> None:
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
+
+
+class RayletWarningFilter:
+    """A stdout that drops the raylet's warnings (``(raylet) WARNING: ...``), which Ray prints on the
+    driver whatever ``log_to_driver`` says; the raylet's errors and everything else pass."""
+
+    def __init__(self, stream):
+        self._stream, self._skip_newline = stream, False
+
+    def write(self, text: str) -> int:
+        if "(raylet)" in text and "WARNING:" in text:
+            self._skip_newline = not text.endswith("\n")  # print() writes the line, then its newline
+            return len(text)
+        if self._skip_newline and text == "\n":
+            self._skip_newline = False
+            return 1
+        self._skip_newline = False
+        return self._stream.write(text)
+
+    def __getattr__(self, name):  # isatty, fileno, flush, encoding ...: the real stream's
+        return getattr(self._stream, name)
 
 
 class BoardCallback(tune.Callback):
