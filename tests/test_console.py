@@ -16,7 +16,7 @@ class FakeTrial:
 def test_plain_stream_gets_one_line_per_change_and_no_repeats():
     out = io.StringIO()
     cb = BoardCallback("val/loss", ["train.lr"], max_epochs=2, stream=out)
-    assert cb.board.live is False  # a StringIO is not a terminal
+    assert cb.board.is_live is False  # a StringIO is not a terminal
     t = FakeTrial("abc_00000", {"train.lr": 0.001})
     cb.on_trial_start(0, [], t)
     cb.on_trial_start(0, [], t)  # the same state again: not a change
@@ -116,3 +116,25 @@ def test_raylet_warnings_are_dropped_and_its_errors_kept():
     print("[07:56:46] trial t_0 RUNNING", file=stream)
     assert out.getvalue() == "\x1b[33m(raylet)\x1b[0m Raylet is terminated. Termination is unexpected.\n[07:56:46] trial t_0 RUNNING\n"
     assert stream.isatty() is False  # the rest is the real stream's
+
+
+def test_callback_pickles_with_a_wrapped_stdout_after_drawing(monkeypatch, tmp_path):
+    """Tune pickles its callbacks with the experiment state; a live table or a wrapped stdout must not break that."""
+    import pickle
+    import sys
+
+    from raysweep.launch.console import RayletWarningFilter
+
+    real = (tmp_path / "stdout").open("w")  # a file open for writing cannot be pickled
+    monkeypatch.setattr(sys, "stdout", RayletWarningFilter(real))
+    cb = BoardCallback("val/acc", ["lora.rank"], max_epochs=2)
+    pickle.loads(pickle.dumps(cb))
+    cb.on_trial_start(0, [], FakeTrial("t_0", {"lora.rank": 4}))
+    live = BoardCallback("val/acc", [], max_epochs=2, live=True, stream=io.StringIO())
+    live.on_trial_start(0, [], FakeTrial("t_1", {}))
+    for callback in (cb, live):
+        restored = pickle.loads(pickle.dumps(callback))
+        assert restored.board.rows.keys() == callback.board.rows.keys()
+    live.board.stop()
+    real.close()
+    assert "t_0" in (tmp_path / "stdout").read_text()

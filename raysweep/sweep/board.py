@@ -34,7 +34,7 @@ class TrialBoard:
         metric: the metric shown (the sweep's ``sweep.metric``).
         keys: swept config keys shown as columns.
         max_epochs: ``train.epochs`` (shown as ``epoch/max``).
-        stream: where to draw (default stdout); a terminal gets the live table.
+        stream: where to draw (default: ``sys.stdout`` when drawing); a terminal gets the live table.
         live: force the live table on (True) or off (False); None: when ``stream`` is a terminal.
     """
 
@@ -46,11 +46,23 @@ class TrialBoard:
     rows: dict[str, TrialRow] = field(default_factory=dict)
 
     def __post_init__(self):
-        self.stream = self.stream or sys.stdout
-        if self.live is None:
-            self.live = bool(getattr(self.stream, "isatty", lambda: False)())
         self._live = None
         self._last_line: dict[str, str] = {}
+
+    def __getstate__(self):
+        # Tune pickles its callbacks with the experiment: no stream, no live display in the state.
+        state = dict(self.__dict__)
+        state.update(stream=None if self.stream is sys.stdout else self.stream, _live=None)
+        return state
+
+    @property
+    def out(self):
+        """The stream drawn on: ``stream``, else the current ``sys.stdout``."""
+        return self.stream or sys.stdout
+
+    @property
+    def is_live(self) -> bool:
+        return self.live if self.live is not None else bool(getattr(self.out, "isatty", lambda: False)())
 
     def update(self, trial_id: str, values: dict, **changes) -> None:
         """Set fields of a trial's row (``status``, ``epoch``, ``metric``, ``steps_per_s``, ``note``), then redraw."""
@@ -61,13 +73,13 @@ class TrialBoard:
         self._draw(row)
 
     def start(self) -> None:
-        if self.live and self._live is None:
+        if self.is_live and self._live is None:
             from rich.console import Console
             from rich.live import Live
 
             # Nothing else writes to this terminal while the table is up (Ray's lines are off), so
             # rich need not capture stdout/stderr: a stray print just lands above the table.
-            console = Console(file=self.stream, force_terminal=True)
+            console = Console(file=self.out, force_terminal=True)
             self._live = Live(self.table(), console=console, refresh_per_second=2, redirect_stdout=False, redirect_stderr=False)
             self._live.start()
 
@@ -103,7 +115,7 @@ class TrialBoard:
         return [row.trial_id, row.status, f"{row.epoch}/{self.max_epochs}", metric, rate, *[str(row.values.get(k, "-")) for k in self.keys]]
 
     def _draw(self, row: TrialRow) -> None:
-        if self.live:
+        if self.is_live:
             if self._live is None:
                 self.start()
             self._live.update(self.table(), refresh=True)
@@ -113,7 +125,7 @@ class TrialBoard:
         if self._last_line.get(row.trial_id) == key:
             return
         self._last_line[row.trial_id] = key
-        print(text, file=self.stream, flush=True)
+        print(text, file=self.out, flush=True)
 
 
 STATUS_STYLES = {"RUNNING": "", "EVAL": "cyan", "DONE": "green", "STOPPED": "yellow", "ERROR": "red", "PENDING": "dim"}
