@@ -1,4 +1,4 @@
-"""Tables and figures of the paper from raysweep's MLflow runs (``python -m analysis.report``)."""
+"""Tables and figures of the paper from raysweep's MLflow runs: the library behind ``raysweep report``."""
 
 from analysis.runs import Trial, best_per_family, eval_sets, load_trials
 
