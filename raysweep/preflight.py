@@ -69,7 +69,8 @@ def check_run_inputs(cfg, sweep: bool = False, configs_root: Path | None = None)
     source, ``train.eval_sets``), eval-set configs and ``train.deepspeed_config`` exist, the device
     string fits ``train.use_gpu``, a local checkpoint folder holds weights, the LoRA targets exist in
     the model (on its module names, no weights loaded), the MLflow names are allowed and the
-    tracking server answers, and local storage folders can be written.
+    tracking server answers, local storage folders can be written, and with ``train.use_gpu`` the memory
+    estimate of ``raysweep plan`` fits the GPU (``train.gpu_memory_gib`` or the local GPU; refused beyond 10%).
 
     Returns:
         Notes for the user (checks that were skipped, e.g. a Hub checkpoint not available offline).
@@ -92,6 +93,7 @@ def check_run_inputs(cfg, sweep: bool = False, configs_root: Path | None = None)
                 seen.add(key)
                 notes += check(*section) or []
     check_mlflow(cfg.mlflow, [t.model.family for t in trials])
+    notes += _check_memory(trials)
     storages = {"train.storage_path": cfg.train.storage_path}
     if sweep:
         storages["sweep.storage_path"] = cfg.sweep.storage_path
@@ -99,6 +101,19 @@ def check_run_inputs(cfg, sweep: bool = False, configs_root: Path | None = None)
         if "://" not in value:  # object stores are checked by the cluster layer
             check_writable(value, f"{key} {value}")
     return list(dict.fromkeys(notes))
+
+
+def _check_memory(trials) -> list[str]:
+    """The memory estimate of ``raysweep plan`` per trial: refused beyond 10% over the GPU, a warning within."""
+    from raysweep.plan import check_memory, local_gpu_memory_gib
+
+    local = None
+    notes: list[str] = []
+    for trial in trials:
+        if trial.train.use_gpu and not trial.train.gpu_memory_gib and local is None:
+            local = local_gpu_memory_gib()
+        notes += check_memory(trial, trial.train.gpu_memory_gib or local)
+    return notes
 
 
 def _check_data(data_cfg, train_cfg) -> None:
@@ -171,7 +186,8 @@ def module_names(model_cfg) -> list[str] | None:
     """Names of the model's modules, without loading weights; None when the architecture is not available here.
 
     The tiny variants are built (they are small); a checkpoint's architecture is instantiated on the
-    ``meta`` device from its ``config.json`` (a local folder or the Hugging Face cache, never the network).
+    ``meta`` device from its ``config.json`` (a local folder or the Hugging Face cache, never the network;
+    for a known checkpoint that is not cached, and for ``shape:`` variants, its published architecture).
     """
     import dataclasses
     import json
@@ -189,8 +205,18 @@ def module_names(model_cfg) -> list[str] | None:
         import torch
         import transformers
 
+        from raysweep.models._shapes import ARCHITECTURES, architecture_config, is_shape
+
         try:
-            config = transformers.AutoConfig.from_pretrained(model_cfg.checkpoint, local_files_only=True, trust_remote_code=model_cfg.trust_remote_code)
+            if is_shape(model_cfg.checkpoint):  # the published architecture the real-shape variant cuts short
+                config = architecture_config(model_cfg.checkpoint)
+            else:
+                try:
+                    config = transformers.AutoConfig.from_pretrained(model_cfg.checkpoint, local_files_only=True, trust_remote_code=model_cfg.trust_remote_code)
+                except OSError:
+                    if model_cfg.checkpoint not in ARCHITECTURES:
+                        raise
+                    config = architecture_config(model_cfg.checkpoint)  # not cached: its published config.json
             arch = getattr(transformers, (getattr(config, "architectures", None) or [""])[0], None)
             with torch.device("meta"):
                 if arch is not None:

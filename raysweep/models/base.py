@@ -100,6 +100,28 @@ def resolve_dtype(model_cfg, device: torch.device) -> torch.dtype:
     return getattr(torch, model_cfg.dtype)
 
 
+def set_attention(model, implementation: str) -> None:
+    """``model.attn_implementation``: switch the built model's attention kernel (one line when it cannot)."""
+    try:
+        model.set_attn_implementation(implementation)
+    except (ImportError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0]
+        raise UserError(f"model.attn_implementation={implementation}: {reason}; use sdpa (or leave it empty)") from None
+
+
+def enable_gradient_checkpointing(built) -> None:
+    """``train.gradient_checkpointing``: recompute activations in backward (non-reentrant, so a frozen base
+    with LoRA needs no input that requires grad)."""
+    inner = built.model.get_base_model() if built.lora else built.model
+    kwargs = {"use_reentrant": False}
+    if hasattr(inner, "activation_checkpointing_enable"):  # transformers >= 5.24; older versions: the old name
+        inner.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        inner.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if hasattr(inner.config, "use_cache"):
+        inner.config.use_cache = False
+
+
 def lora_targets(lora_cfg, default):
     """The peft ``target_modules``: the config's list (one entry with regex characters = a regex)."""
     targets = list(lora_cfg.targets)
@@ -120,7 +142,8 @@ class Family:
 
     # -- build ---------------------------------------------------------------------------------
     def build(self, model_cfg, task=None) -> Built:
-        """``checkpoint == 'tiny'`` builds the tiny variant offline; else ``from_pretrained``.
+        """``checkpoint == 'tiny'`` builds the tiny variant offline, ``shape:<Hub id>`` the real-shape
+        variant (:mod:`raysweep.models._shapes`); else ``from_pretrained``.
 
         ``task`` (a :class:`raysweep.tasks.Task`; default the paper's 3x3 absolute position) is the
         answer space: the tiny tokenizer makes each of its answers one token.
@@ -132,9 +155,16 @@ class Family:
         if model_cfg.checkpoint == "tiny":
             torch.manual_seed(model_cfg.seed)
             built = self.build_tiny(model_cfg, device, task)
+        elif model_cfg.checkpoint.startswith("shape:"):  # a published architecture, cut short, random weights
+            from raysweep.models._shapes import build_shape
+
+            torch.manual_seed(model_cfg.seed)
+            built = build_shape(self, model_cfg, device, resolve_dtype(model_cfg, device))
         else:
             built = self._load_pretrained(model_cfg, device)
         built.task = task
+        if getattr(model_cfg, "attn_implementation", ""):
+            set_attention(built.model, model_cfg.attn_implementation)
         built.model.to(device)
         built.trainable_params, built.total_params = count_params(built.model)
         return built

@@ -27,8 +27,17 @@ class ModelConfig:
         factory=list,
     )
     image_std: list[float] = doc("Per-channel std of the image normalisation (empty = the processor's default).", factory=list)
+    attn_implementation: Literal["", "sdpa", "flash_attention_2", "eager"] = doc(
+        "Attention kernel: '' = transformers' default (sdpa where the model supports it); flash_attention_2 needs "
+        "the flash-attn package and a bf16/fp16 GPU; eager materialises heads x seq x seq scores (raysweep plan counts them).",
+        "",
+    )
     min_pixels: int = doc("Qwen2-VL: minimum image pixels of the processor (0 = default; the lab used 100*28*28).", 0)
-    max_pixels: int = doc("Qwen2-VL: maximum image pixels of the processor (0 = default; the lab used 16384*28*28).", 0)
+    max_pixels: int = doc(
+        "Qwen2-VL: maximum image pixels of the processor, the cap on image tokens (pixels / 28^2; 0 = default; the lab "
+        "used 16384*28*28, up to 16,384 tokens for one photo; 802816 caps at 1,024).",
+        0,
+    )
     tiny_hidden: int = doc("Tiny variants: hidden size of the language model (or CLIP text tower).", 128)
     tiny_layers: int = doc("Tiny variants: layers of the language model.", 4)
     tiny_heads: int = doc("Tiny variants: attention heads of the language model.", 4)

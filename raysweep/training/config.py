@@ -55,6 +55,16 @@ class TrainConfig:
     strategy: Literal["deepspeed", "ddp"] = doc("deepspeed (ZeRO) or plain torch DDP.", "deepspeed")
     zero_stage: int = doc("DeepSpeed ZeRO stage (0-3).", 2)
     deepspeed_config: str = doc("A DeepSpeed JSON file whose keys override the generated config.", "")
+    gradient_checkpointing: bool = doc(
+        "Recompute each layer's activations in the backward pass instead of keeping them (about a third more compute, "
+        "activations down to one hidden state per layer; raysweep plan shows the effect).",
+        False,
+    )
+    gpu_memory_gib: float = doc(
+        "Memory of one GPU in GiB for the pre-flight memory estimate of train/sweep (0 = this machine's GPU if one is "
+        "visible, else the check is skipped with a note; see raysweep plan).",
+        0.0,
+    )
     storage_path: str = doc("Where checkpoints and run folders go (local folder, NFS or s3://).", "runs")
     name: str = doc("Run name (default: <family>-<timestamp>).", "")
     keep_checkpoints: int = doc("Checkpoints kept, the best by early_stop_metric.", 2)
@@ -73,6 +83,8 @@ class TrainConfig:
             raise ConfigError("zero_stage", f"must be 0, 1, 2 or 3, got {self.zero_stage}")
         if self.steps_per_epoch < 0 or self.patience < 0 or self.warmup_steps < 0 or self.max_failures < -1:
             raise ConfigError("steps_per_epoch", "steps_per_epoch, patience, warmup_steps must be >= 0")
+        if self.gpu_memory_gib < 0:
+            raise ConfigError("gpu_memory_gib", f"must be >= 0, got {self.gpu_memory_gib}")
         if self.cpus_per_worker <= 0:
             raise ConfigError("cpus_per_worker", f"must be > 0, got {self.cpus_per_worker}")
         names = [s.name for s in self.eval_sets]

@@ -98,6 +98,10 @@ class WorkerTrainer:
         built = self.family.build(model_cfg, training_task(cfg.data))
         if cfg.lora.enabled:
             built = self.family.apply_lora(built, cfg.lora)
+        if cfg.train.gradient_checkpointing:
+            from raysweep.models.base import enable_gradient_checkpointing
+
+            enable_gradient_checkpointing(built)
         self.built = built
         params = [p for p in built.model.parameters() if p.requires_grad]
         if not params:
