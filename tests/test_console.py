@@ -107,10 +107,10 @@ def test_quiet_driver_raises_library_loggers(monkeypatch):
 
 
 def test_raylet_warnings_are_dropped_and_its_errors_kept():
-    from raysweep.launch.console import RayletWarningFilter
+    from raysweep.launch.console import RAYLET_WARNING, DropLines
 
     out = io.StringIO()
-    stream = RayletWarningFilter(out)
+    stream = DropLines(out, RAYLET_WARNING)
     print("\x1b[33m(raylet)\x1b[0m WARNING: 8 PYTHON worker processes have been started on node: x", file=stream)
     print("\x1b[33m(raylet)\x1b[0m Raylet is terminated. Termination is unexpected.", file=stream)
     print("[07:56:46] trial t_0 RUNNING", file=stream)
@@ -123,10 +123,10 @@ def test_callback_pickles_with_a_wrapped_stdout_after_drawing(monkeypatch, tmp_p
     import pickle
     import sys
 
-    from raysweep.launch.console import RayletWarningFilter
+    from raysweep.launch.console import RAYLET_WARNING, DropLines
 
     real = (tmp_path / "stdout").open("w")  # a file open for writing cannot be pickled
-    monkeypatch.setattr(sys, "stdout", RayletWarningFilter(real))
+    monkeypatch.setattr(sys, "stdout", DropLines(real, RAYLET_WARNING))
     cb = BoardCallback("val/acc", ["lora.rank"], max_epochs=2)
     pickle.loads(pickle.dumps(cb))
     cb.on_trial_start(0, [], FakeTrial("t_0", {"lora.rank": 4}))
@@ -138,3 +138,31 @@ def test_callback_pickles_with_a_wrapped_stdout_after_drawing(monkeypatch, tmp_p
     live.board.stop()
     real.close()
     assert "t_0" in (tmp_path / "stdout").read_text()
+
+
+def test_mlflow_registration_notes_are_dropped(tmp_path, monkeypatch):
+    """MLflow eprint()s two lines per registration; raysweep prints its own line for each."""
+    import sys
+
+    from mlflow import MlflowClient
+
+    from raysweep.launch.console import MLFLOW_REGISTRY_NOTES, DropLines
+    from raysweep.tracking import RunLogger
+
+    import mlflow
+
+    class Echo(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input: list[str]) -> list[str]:
+            return model_input
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    run = RunLogger.start(uri, "e", "r")
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(run_id=run.run_id):
+        info = mlflow.pyfunc.log_model(name="model", python_model=Echo(), pip_requirements=[])
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", DropLines(err, MLFLOW_REGISTRY_NOTES))
+    mlflow.register_model(info.model_uri, "m")
+    print("raysweep: a real error", file=sys.stderr)
+    assert err.getvalue() == "raysweep: a real error\n"
+    assert MlflowClient(tracking_uri=uri).get_registered_model("m").name == "m"

@@ -13,9 +13,10 @@ Ray's chatter is turned off by Ray's own settings where it has one:
 
 What has no setting is raysweep's filter: the ``ray.tune``/``ray.train``/``ray.data`` and MLflow
 loggers of the driver are raised to ERROR (MLflow's ``Creating initial MLflow database tables``),
-library warnings are ignored, and the raylet's warnings, which the driver prints whatever
-``log_to_driver`` says (``WARNING: 8 PYTHON worker processes have been started``), are dropped from
-stdout (:class:`RayletWarningFilter`; the raylet's errors still show). Trial progress comes through Tune's results instead, into the
+library warnings are ignored, and two kinds of lines printed with no setting are dropped
+(:class:`DropLines`): the raylet's warnings, which the driver prints whatever ``log_to_driver``
+says (``WARNING: 8 PYTHON worker processes have been started``; its errors still show), and MLflow's
+``Successfully registered model``/``Created version`` notes (raysweep prints its own line). Trial progress comes through Tune's results instead, into the
 :class:`~raysweep.sweep.board.TrialBoard`.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 from ray import tune
@@ -53,7 +55,8 @@ def init_sweep_ray(verbose: bool) -> None:
     if not verbose:
         quiet_driver()
         kwargs.update(log_to_driver=False, logging_level=logging.ERROR)
-        sys.stdout = RayletWarningFilter(sys.stdout)
+        sys.stdout = DropLines(sys.stdout, RAYLET_WARNING)
+        sys.stderr = DropLines(sys.stderr, MLFLOW_REGISTRY_NOTES)
     ray.init(**kwargs)
 
 
@@ -77,15 +80,22 @@ def quiet_driver() -> None:
     warnings.filterwarnings("ignore")
 
 
-class RayletWarningFilter:
-    """A stdout that drops the raylet's warnings (``(raylet) WARNING: ...``), which Ray prints on the
-    driver whatever ``log_to_driver`` says; the raylet's errors and everything else pass."""
+RAYLET_WARNING = re.compile(r"\(raylet\).*WARNING:")  # printed by the driver whatever log_to_driver says
+MLFLOW_REGISTRY_NOTES = re.compile(r"^(Successfully registered model '|Created version '\d+' of model )")  # MLflow's eprint()s
 
-    def __init__(self, stream):
-        self._stream, self._skip_newline = stream, False
+
+class DropLines:
+    """A stream that drops the lines matching ``pattern`` and passes everything else (errors included).
+
+    Used where a library prints with no setting to stop it: the raylet's warnings on stdout, MLflow's
+    registration notes on stderr (raysweep prints its own line for each registration).
+    """
+
+    def __init__(self, stream, pattern: re.Pattern):
+        self._stream, self._pattern, self._skip_newline = stream, pattern, False
 
     def write(self, text: str) -> int:
-        if "(raylet)" in text and "WARNING:" in text:
+        if self._pattern.search(text):
             self._skip_newline = not text.endswith("\n")  # print() writes the line, then its newline
             return len(text)
         if self._skip_newline and text == "\n":
