@@ -29,16 +29,32 @@ class FailOnce(LoopCallback):
             raise ValueError(f"unknown moment {moment!r}; choose from {', '.join(MOMENTS)}")
         self.marker, self.moment, self.epoch, self.step, self.rank = Path(marker), moment, epoch, step, rank
         self.pid, self.signal_name = pid, signal_name
-        for name in MOMENTS:
-            if name == moment:
-                setattr(self, name, self._maybe_fail)
 
-    def _maybe_fail(self, ctx, *args) -> None:
-        hit = ctx.rank == self.rank and ctx.epoch == self.epoch and (self.moment != "on_step_end" or ctx.step == self.step)
-        if not hit or self.marker.exists():
+    def on_epoch_start(self, ctx):
+        self.at("on_epoch_start", ctx)
+
+    def on_step_end(self, ctx, loss):
+        self.at("on_step_end", ctx)
+
+    def on_validation_end(self, ctx, metrics):
+        self.at("on_validation_end", ctx)
+
+    def on_checkpoint(self, ctx, checkpoint):
+        self.at("on_checkpoint", ctx)
+
+    def on_epoch_end(self, ctx, metrics, stop):
+        self.at("on_epoch_end", ctx)
+
+    def on_train_end(self, ctx):
+        self.at("on_train_end", ctx)
+
+    def at(self, moment: str, ctx) -> None:
+        """Fire if this is the moment (once: the marker file then exists)."""
+        step_ok = moment != "on_step_end" or ctx.step == self.step
+        if moment != self.moment or ctx.rank != self.rank or ctx.epoch != self.epoch or not step_ok or self.marker.exists():
             return
-        self.marker.write_text(f"{self.moment} of epoch {ctx.epoch}, step {ctx.step}")
+        self.marker.write_text(f"{moment} of epoch {ctx.epoch}, step {ctx.step}")
         if self.pid is not None:
             os.kill(self.pid, getattr(signal, self.signal_name))
         else:
-            raise RuntimeError(f"injected failure at {self.moment} of epoch {ctx.epoch} (tests/loop_faults.py)")
+            raise RuntimeError(f"injected failure at {moment} of epoch {ctx.epoch} (tests/loop_faults.py)")

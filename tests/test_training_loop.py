@@ -15,21 +15,37 @@ from tests.loop_faults import MOMENTS, FailOnce
 
 
 class Recorder(LoopCallback):
-    """Every hook call in order; every report's metrics; a copy of each reported checkpoint's files."""
+    """Every hook call in order as (hook, epoch, step); every report's metrics; each reported checkpoint's files."""
 
     def __init__(self):
         self.calls, self.reports, self.checkpoints = [], [], []
 
-    def __getattribute__(self, name):
-        if name in MOMENTS:
-            return lambda ctx, *args: object.__getattribute__(self, "calls").append((name, ctx.epoch, ctx.step))
-        return object.__getattribute__(self, name)
+    def note(self, hook, ctx):
+        self.calls.append((hook, ctx.epoch, ctx.step))
+
+    def on_epoch_start(self, ctx):
+        self.note("on_epoch_start", ctx)
+
+    def on_step_end(self, ctx, loss):
+        self.note("on_step_end", ctx)
+
+    def on_validation_end(self, ctx, metrics):
+        self.note("on_validation_end", ctx)
 
     def report(self, ctx, metrics, checkpoint):
-        self.calls.append(("report", ctx.epoch, ctx.step))
+        self.note("report", ctx)
         self.reports.append(metrics)
         files = {p.relative_to(checkpoint).as_posix(): p.read_bytes() for p in checkpoint.rglob("*") if p.is_file()} if checkpoint else None
         self.checkpoints.append(files)
+
+    def on_checkpoint(self, ctx, checkpoint):
+        self.note("on_checkpoint", ctx)
+
+    def on_epoch_end(self, ctx, metrics, stop):
+        self.note("on_epoch_end", ctx)
+
+    def on_train_end(self, ctx):
+        self.note("on_train_end", ctx)
 
 
 class SleepyTrainer:
