@@ -114,6 +114,10 @@ class RunLogger:
         for start in range(0, len(items), 500):
             self.client.log_batch(self.run_id, metrics=items[start : start + 500])
 
+    def has_step(self, key: str, step: int) -> bool:
+        """Whether metric ``key`` was already logged at ``step`` in this run."""
+        return any(m.step == step for m in self.client.get_metric_history(self.run_id, key))
+
     def set_tags(self, tags: dict) -> None:
         for k, v in tags.items():
             self.client.set_tag(self.run_id, k, str(v))

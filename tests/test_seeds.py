@@ -70,7 +70,7 @@ def test_summary_reports_means_over_seeds(tmp_path):
         run.log_metrics({"test/civet/acc": accs[-1], "base/civet/acc": 0.11})
         run.end()
     sweep = load_config(None, ["sweep.space={lora.rank: {grid: [4, 8]}}", "sweep.seeds=[0, 1]"]).sweep
-    summary = collect_trials(uri, parent.run_id, sweep, max_epochs=2, errors={})
+    summary = collect_trials(uri, parent.run_id, sweep, max_epochs=2, states={})
     assert summary["groups"]["all"]["trial_id"] == "t3"  # rank 8 (mean 0.81) beats rank 4 (mean 0.695) despite t0's 0.99
     m = summary["parent_metrics"]
     assert m["best/all/val_seed_mean"] == pytest.approx(0.81)

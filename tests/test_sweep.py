@@ -65,7 +65,19 @@ def test_summary_statuses_and_best_per_group(tmp_path):
             run.log_metrics({"test/civet/acc": accs[-1] - 0.05, "base/civet/acc": 0.11})
             run.end()
     sweep = load_config(None, ["sweep.space={lora.rank: {grid: [4, 8]}}", "sweep.group_by=[lora.rank]"]).sweep
-    summary = collect_trials(uri, parent.run_id, sweep, max_epochs=3, errors={"t1": "boom"})
+    from raysweep.sweep.ledger import Ledger
+
+    ledger = Ledger(str(tmp_path / "ledger"))  # the record: t2 was stopped by the scheduler, t1 raised
+    for trial, status, _, accs in specs:
+        ledger.record(trial, "started", values={"lora.rank": _})
+        for epoch, acc in enumerate(accs, 1):
+            ledger.record(trial, "epoch", epoch=epoch, metrics={"val/acc": acc})
+    ledger.record("t0", "completed")
+    ledger.record("t3", "completed")
+    ledger.record("t1", "errored", error="boom", user_error=False)
+    ledger.record("t2", "stopped_early", epoch=2)
+    ledger.record("t2", "epoch", epoch=2, metrics={"val/acc": 0.95})  # reported again after a resume: counts once
+    summary = collect_trials(uri, parent.run_id, sweep, max_epochs=3, states=ledger.states())
     status = {t["trial_id"]: t["status"] for t in summary["trials"]}
     assert status == {"t0": "completed", "t1": "errored", "t2": "stopped_early", "t3": "completed"}
     # the completed trial wins its group even when a stopped one peaked higher (no adapter, no test)
@@ -84,6 +96,7 @@ def test_summary_statuses_and_best_per_group(tmp_path):
     runs = {r.data.tags["raysweep.trial_id"]: r for r in client.search_runs([client.get_experiment_by_name("exp").experiment_id])
             if "raysweep.trial_id" in r.data.tags}  # fmt: skip
     assert runs["t2"].info.status == "KILLED" and runs["t2"].data.tags["raysweep.trial_status"] == "stopped_early"
+    assert runs["t2"].data.tags["raysweep.status"] == "stopped_early"
     assert runs["t1"].info.status == "FAILED"
 
 

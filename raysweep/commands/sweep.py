@@ -24,11 +24,13 @@ def run(args) -> int:
     configs_root = _configs_root(Path(args.config))
     print_notes(check_run_inputs(cfg, sweep=True, configs_root=configs_root))
     from raysweep.launch.sweep import run_sweep
+    from raysweep.provenance import provenance_tags
 
-    summary = run_sweep(_absolute_paths(cfg), configs_root, resume=args.resume, verbose=args.verbose)
-    if summary.get("interrupted"):
-        return 130
-    return 0 if not summary["parent_metrics"]["errored"] else 1
+    tags = provenance_tags(cfg)  # where the command starts: the trials' working directory has no .git
+    summary = run_sweep(_absolute_paths(cfg), configs_root, resume=args.resume, verbose=args.verbose, provenance=tags)
+    if summary.get("user_error"):
+        raise UserError(summary["user_error"])
+    return summary["exit_status"]
 
 
 def _configs_root(path):

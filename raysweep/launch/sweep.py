@@ -5,6 +5,11 @@ Tune calls :func:`trial_fn`, a function trainable that builds the trial's config
 integration, not the deprecated ``Tuner(trainer)``), so every epoch's report reaches ASHA. MLflow
 gets a parent run per sweep and a child per trial; at the end the summary (best trial per group)
 is printed and logged, and the best adapter of each group is registered.
+
+Every trial's state transitions go to raysweep's ledger (:mod:`raysweep.sweep.ledger`): the trial
+records ``started``/``trained``/``completed``/``errored``, the driver records each epoch's result and
+the scheduler's stops as ASHA decides them. Summaries, the exit status and ``--resume`` read the
+ledger, not Tune's trial statuses.
 """
 
 from __future__ import annotations
@@ -13,17 +18,22 @@ import json
 from pathlib import Path
 
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from raysweep import storage
 from raysweep._configlib import flatten, to_dict
 from raysweep.launch.console import BoardCallback, init_sweep_ray
 from raysweep.launch.resources import cluster_gpu_check, concurrent_trials, trial_resources
 from raysweep.launch.train import init_ray
-from raysweep.sweep.space import check_space, trial_config
+from raysweep.sweep.ledger import LEDGER_DIR, Ledger, load_listeners, sweep_exit_status
+from raysweep.sweep.space import check_space, trial_config, trial_count
 from raysweep.tracking import RunLogger, register_adapter, tracking_uri
 
 STATE_FILE = "raysweep_sweep.json"
+# Tune uploads its experiment state (the trial list --resume restores) at most every sync_period
+# (5 minutes by default): a driver killed before the first upload leaves a state without trials
+# on remote storage, and --resume would start them again from scratch with empty configs.
+STATE_SYNC_S = 10
 
 
 def _space_to_tune(space: dict) -> dict:
@@ -32,22 +42,78 @@ def _space_to_tune(space: dict) -> dict:
     return {key: kinds[kind](values) for key, spec in space.items() for kind, values in spec.items()}
 
 
+def _ledger(config: dict) -> Ledger:
+    return Ledger(config["ledger"], load_listeners(config.get("callbacks", [])))
+
+
 def trial_fn(config: dict) -> None:
-    """One Tune trial: a full training run, its epochs reported to Tune."""
+    """One Tune trial: a full training run, its epochs reported to Tune, its transitions to the ledger.
+
+    A trial the ledger already holds as completed or stopped by the scheduler (a resume after the
+    driver died) only repeats its last result to Tune and returns: nothing is trained again.
+    """
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    from raysweep.errors import find_user_error
     from raysweep.launch.train import run_training
 
-    ctx = tune.get_context()
-    trial_id = ctx.get_trial_id()
+    trial_id = tune.get_context().get_trial_id()
+    ledger = _ledger(config)
+    state = ledger.state(trial_id)
+    if state.status in ("completed", "stopped_early"):
+        if state.last_metrics:
+            tune.report(state.last_metrics)
+        return
+    ledger.record(trial_id, "started", values=config["values"])
     cfg = trial_config(config["base"], config["values"], Path(config["configs_root"]))
     cfg.train.name = trial_id
     cfg.train.storage_path = config["trials_path"]
     tags = {"raysweep.role": "trial", "raysweep.sweep": config["sweep"], "raysweep.trial_id": trial_id,
-            "raysweep.trial_status": "running", **{f"raysweep.space.{k}": str(v) for k, v in config["values"].items()}}  # fmt: skip
-    outcome = run_training(cfg, parent_run_id=config["parent_run_id"], callbacks=[TuneReportCallback()], tags=tags,
-                           register=False, quiet=True, reuse_tag=("raysweep.trial_id", trial_id))  # fmt: skip
-    RunLogger(outcome.tracking_uri, outcome.run_id).set_tags({"raysweep.trial_status": "completed"})
+            "raysweep.trial_status": "running", **config.get("provenance", {}),
+            **{f"raysweep.space.{k}": str(v) for k, v in config["values"].items()}}  # fmt: skip
+    try:
+        outcome = run_training(cfg, parent_run_id=config["parent_run_id"], callbacks=[TuneReportCallback()], tags=tags,
+                               register=False, quiet=True, reuse_tag=("raysweep.trial_id", trial_id),
+                               loop_callbacks=config.get("loop_callbacks"), on_trained=lambda: ledger.record(trial_id, "trained"))  # fmt: skip
+    except Exception as err:
+        user = find_user_error(err)
+        ledger.record(trial_id, "errored", error=str(user or err).strip().splitlines()[-1][:500] if str(user or err).strip() else type(err).__name__,
+                      user_error=user is not None)  # fmt: skip
+        raise
+    ledger.record(trial_id, "completed", run_id=outcome.run_id)
+    RunLogger(outcome.tracking_uri, outcome.run_id).set_tags({"raysweep.trial_status": "completed", "raysweep.status": "completed"})
+
+
+class LedgerASHA(ASHAScheduler):
+    """ASHA that writes each stop into the ledger at the moment it decides it (before Tune acts on it)."""
+
+    def __init__(self, ledger: str, callbacks: list[str], **kwargs):
+        super().__init__(**kwargs)
+        self._ledger_config = {"ledger": ledger, "callbacks": list(callbacks)}
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        decision = super().on_trial_result(tune_controller, trial, result)
+        if decision == TrialScheduler.STOP:
+            _ledger(self._ledger_config).record(trial.trial_id, "stopped_early", epoch=result.get("epoch"))
+        return decision
+
+
+class LedgerCallback(tune.Callback):
+    """The driver's side of the ledger: each epoch result that reached Tune, and trials that died unrecorded."""
+
+    def __init__(self, ledger: str, callbacks: list[str]):
+        self._ledger_config = {"ledger": ledger, "callbacks": list(callbacks)}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "epoch" in result:
+            metrics = {k: v for k, v in result.items() if "/" in k and isinstance(v, (int, float))}
+            _ledger(self._ledger_config).record(trial.trial_id, "epoch", epoch=int(result["epoch"]), metrics=metrics)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        ledger = _ledger(self._ledger_config)
+        if ledger.state(trial.trial_id).status != "errored":  # killed before trial_fn could say why
+            ledger.record(trial.trial_id, "errored", error=f"trial process ended ({type(trial.error).__name__ if getattr(trial, 'error', None) else 'killed'})",
+                          user_error=False)  # fmt: skip
 
 
 def max_concurrent(cfg, capacity) -> int | None:
@@ -55,8 +121,12 @@ def max_concurrent(cfg, capacity) -> int | None:
     return concurrent_trials(trial_resources(cfg), capacity, cfg.sweep.max_concurrent)
 
 
-def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = False) -> dict:
-    """Run (or resume) the sweep of ``cfg.sweep``; returns the summary. ``verbose``: Ray's own lines too."""
+def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = False, provenance: dict | None = None,
+              loop_callbacks: list[tuple[str, dict]] | None = None) -> dict:  # fmt: skip
+    """Run (or resume) the sweep of ``cfg.sweep``; returns the summary with ``exit_status`` (see
+    :func:`raysweep.sweep.ledger.sweep_exit_status`). ``verbose``: Ray's own lines too. ``provenance``:
+    MLflow tags for the parent and every trial. ``loop_callbacks``: ``("module:Class", kwargs)`` pairs
+    handed to every trial's training loop (tests inject faults this way)."""
     from raysweep.errors import UserError
 
     sweep = cfg.sweep
@@ -74,6 +144,8 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = Fal
     space = sweep.search_space()  # with sweep.seeds as a train.seed axis
     n_points = check_space(base, space, configs_root)
     keys = list(space)
+    ledger_location = storage.join(exp_dir, LEDGER_DIR)
+    ledger = Ledger(ledger_location, load_listeners(sweep.callbacks))
     if resume:
         exp_fs, exp_path = storage.filesystem(exp_dir)
         if not tune.Tuner.can_restore(exp_path, storage_filesystem=exp_fs):
@@ -84,14 +156,14 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = Fal
                                    resume_unfinished=True, resume_errored=True)  # fmt: skip
     else:
         parent = RunLogger.start(uri, cfg.mlflow.experiment, sweep.name,
-                                 tags={"raysweep.role": "sweep", "raysweep.sweep": sweep.name})  # fmt: skip
+                                 tags={"raysweep.role": "sweep", "raysweep.sweep": sweep.name, **(provenance or {})})  # fmt: skip
         parent.log_params({f"sweep.{k}": v for k, v in flatten(base["sweep"]).items()})
         storage.write_json(state_path, {"parent_run_id": parent.run_id, "tracking_uri": uri})
         scheduler = FIFOScheduler()
         if sweep.scheduler == "asha":
             # max_t one past the last epoch: ASHA must never stop a trial that is simply finishing,
             # or its final evaluation (after the last report) would be cut off.
-            scheduler = ASHAScheduler(time_attr="epoch", max_t=cfg.train.epochs + 1, grace_period=sweep.grace_period,
+            scheduler = LedgerASHA(ledger_location, sweep.callbacks, time_attr="epoch", max_t=cfg.train.epochs + 1, grace_period=sweep.grace_period,
                                       reduction_factor=sweep.reduction_factor, stop_last_trials=False)  # fmt: skip
         concurrent = max_concurrent(cfg, capacity)
         at_once = f"up to {concurrent} at once" if concurrent else "as many at once as the autoscaler provides"
@@ -100,33 +172,45 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = Fal
         tuner = tune.Tuner(
             tune.with_resources(trial_fn, {"CPU": sweep.trial_cpus}),
             param_space={"values": _space_to_tune(space), "base": base, "configs_root": str(configs_root),
-                         "parent_run_id": parent.run_id, "sweep": sweep.name, "trials_path": storage.join(exp_dir, "trials")},
+                         "parent_run_id": parent.run_id, "sweep": sweep.name, "trials_path": storage.join(exp_dir, "trials"),
+                         "ledger": ledger_location, "callbacks": list(sweep.callbacks), "provenance": provenance or {},
+                         "loop_callbacks": list(loop_callbacks or [])},
             tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, scheduler=scheduler,
                                         num_samples=sweep.num_samples, max_concurrent_trials=concurrent,
                                         trial_dirname_creator=lambda t: t.trial_id),
             run_config=tune.RunConfig(name=sweep.name, **storage.ray_storage(sweep.storage_path), verbose=0,
-                                      callbacks=[BoardCallback(sweep.metric, keys, cfg.train.epochs)]),
+                                      sync_config=tune.SyncConfig(sync_period=STATE_SYNC_S),
+                                      callbacks=[LedgerCallback(ledger_location, sweep.callbacks),
+                                                 BoardCallback(sweep.metric, keys, cfg.train.epochs)]),
         )  # fmt: skip
-    results = tuner.fit()
-    if results.num_terminated + results.num_errors < n_points * sweep.num_samples:
+    tuner.fit()
+    expected = trial_count(space, sweep.num_samples)
+    states = ledger.states()
+    if sweep_exit_status(states, expected) == 130:
         # Tune caught a stop signal (Ctrl+C) and saved its state: no summary of a half sweep.
-        print(f"\nsweep {sweep.name} interrupted; its state is saved under {exp_dir}. Continue with:\n"
-              f"  raysweep sweep <same config and overrides> --resume", flush=True)  # fmt: skip
-        return {"interrupted": True, "parent_metrics": {"errored": 0}}
-    errors = {r.metrics.get("trial_id") or r.path.rstrip("/").rsplit("/", 1)[-1]: str(r.error).splitlines()[0] for r in results if r.error}
+        for trial_id, state in states.items():
+            if not state.finished:
+                ledger.record(trial_id, "interrupted")
+        print(f"\nsweep {sweep.name} interrupted; {sum(s.finished for s in states.values())} of {expected} trials finished, "
+              f"its state is saved under {exp_dir}. Continue with:\n  raysweep sweep <same config and overrides> --resume", flush=True)  # fmt: skip
+        return {"interrupted": True, "exit_status": 130, "parent_metrics": {"errored": 0}}
     from raysweep.sweep.summary import collect_trials, format_summary, register_groups
 
-    summary = collect_trials(uri, parent.run_id, sweep, cfg.train.epochs, errors)
-
+    summary = collect_trials(uri, parent.run_id, sweep, cfg.train.epochs, states)
     text = format_summary(summary, sweep, cfg.train.eval_sets)
     print(text)
     parent.log_metrics(summary["parent_metrics"])
     _log_text(parent, text, summary)
     if sweep.register_best:
-        for line in register_groups(uri, summary, cfg, register_adapter):
+        for line in register_groups(uri, summary, cfg, register_adapter, ledger):
             print(line)
-    parent.end("FINISHED" if not errors else "FAILED")
+    status = sweep_exit_status(states, expected)
+    parent.end("FINISHED" if status == 0 else "FAILED")
     print(f"\nMLflow: mlflow ui --backend-store-uri {uri}   (experiment '{cfg.mlflow.experiment}', parent run {parent.run_id})")
+    summary["exit_status"] = status
+    if status == 2:
+        first = next(s for s in states.values() if s.status == "errored")
+        summary["user_error"] = f"every errored trial was refused as bad input, e.g. trial {first.trial_id}: {first.error}"
     return summary
 
 

@@ -47,7 +47,9 @@ class RayTrainReport(LoopCallback):
         self.logger = logger
 
     def report(self, ctx, metrics: dict, checkpoint: Path | None) -> None:
-        if self.logger and ctx.rank == 0:
+        if self.logger and ctx.rank == 0 and not self.logger.has_step("train/loss", ctx.epoch):
+            # Once per epoch whatever restarts happen: a worker group restarted from an older
+            # checkpoint, or an orphaned worker of a killed trial, may report an epoch again.
             self.logger.log_metrics(metrics, step=ctx.epoch)
         kept = Checkpoint.from_directory(str(checkpoint)) if checkpoint else None
         ray.train.report(metrics, checkpoint=kept, checkpoint_dir_name=f"epoch-{ctx.epoch:03d}" if kept else None)
@@ -145,13 +147,14 @@ def init_ray() -> None:
 
 def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None = None, tags: dict | None = None,
                  register: bool | None = None, quiet: bool = False, reuse_tag: tuple[str, str] | None = None,
-                 loop_callbacks: list[tuple[str, dict]] | None = None) -> TrainingOutcome:  # fmt: skip
+                 loop_callbacks: list[tuple[str, dict]] | None = None, on_trained=None) -> TrainingOutcome:  # fmt: skip
     """Fine-tune ``cfg`` on Ray Train, evaluate base vs fine-tuned, log it all to MLflow.
 
     ``reuse_tag=(key, value)`` continues the MLflow run carrying that tag (a restarted sweep trial)
     instead of starting another; Ray Train resumes from the run's latest checkpoint by its name.
     ``callbacks`` are Ray Train's (the driver's); ``loop_callbacks`` are ``("module:Class", kwargs)``
     pairs that every worker builds and hands to the training loop (tests inject faults this way).
+    ``on_trained()`` is called when training has ended, before the final evaluation.
     """
     import yaml
 
@@ -194,6 +197,8 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
     except BaseException:
         logger.end("FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
         raise
+    if on_trained is not None:
+        on_trained()
     best = _best_checkpoint(result, cfg.train.early_stop_metric, order)
     metrics: dict = {}
     adapter_dir = history = None

@@ -46,7 +46,13 @@ class SweepConfig:
     )
     group_by: list[str] = doc("Config keys whose values group trials in the summary (best trial per group).", factory=list)
     register_best: bool = doc("Register the best adapter of each group in the MLflow registry.", True)
-    storage_path: str = doc("Where the Tune experiment state lives (for --resume).", "runs/sweeps")
+    storage_path: str = doc("Where the Tune experiment state and raysweep's trial ledger live (for --resume).", "runs/sweeps")
+    callbacks: list[str] = doc(
+        "Listeners of the trial ledger, as module:Class (built without arguments; on_event(trial_id, event, data) "
+        "is called in the process that records each event: started, epoch, stopped_early, trained, completed, "
+        "errored, interrupted, registered). For notifications; tests inject faults here.",
+        factory=list,
+    )
 
     def search_space(self) -> dict[str, dict[str, Any]]:
         """``space`` with the seeds as one more grid axis (``train.seed``) when ``seeds`` is set."""

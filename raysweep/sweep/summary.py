@@ -1,7 +1,9 @@
 """The end of a sweep: trial statuses, the best trial per group, registration (no Ray).
 
-Reads the sweep's child runs back from MLflow, so a resumed sweep summarises every trial it ever
-ran, and marks the ones Tune stopped (ASHA) or that failed.
+Statuses and epoch counts come from raysweep's trial ledger (:mod:`raysweep.sweep.ledger`), metrics
+from the sweep's MLflow child runs, so a resumed sweep summarises every trial it ever ran. Each
+run's MLflow status is made to match its trial's outcome: FINISHED when completed, KILLED with the
+tag ``raysweep.status=stopped_early`` when the scheduler stopped it, FAILED only for errors.
 """
 
 from __future__ import annotations
@@ -11,43 +13,58 @@ import re
 from raysweep.sweep.space import group_key
 
 
-def collect_trials(uri: str, parent_run_id: str, sweep, max_epochs: int, errors: dict) -> dict:
-    """Every trial of the sweep with status, epochs, best validation metric and test accuracies."""
+RUN_STATUS = {"completed": "FINISHED", "stopped_early": "KILLED", "errored": "FAILED", "interrupted": "KILLED"}
+
+
+def collect_trials(uri: str, parent_run_id: str, sweep, max_epochs: int, states: dict) -> dict:
+    """Every trial of the sweep with status, epochs, best validation metric and test accuracies.
+
+    Args:
+        states: trial id -> :class:`~raysweep.sweep.ledger.TrialState`, the ledger's record. A trial
+            with an MLflow run but no ledger entry (a sweep from before the ledger) counts as
+            completed when its run says so, else as stopped early.
+    """
     from mlflow import MlflowClient
+
+    from raysweep.sweep.ledger import TrialState
 
     client = MlflowClient(tracking_uri=uri)
     parent = client.get_run(parent_run_id)
     children = client.search_runs([parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
                                   max_results=10000)  # fmt: skip
+    runs = {run.data.tags.get("raysweep.trial_id", run.info.run_id): run for run in children}
     trials = []
-    for run in children:
-        tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-        trial_id = tags.get("raysweep.trial_id", run.info.run_id)
-        history = client.get_metric_history(run.info.run_id, sweep.metric)
-        values = [m.value for m in history]
-        best = (max if sweep.mode == "max" else min)(values) if values else None
-        status = tags.get("raysweep.trial_status", "running")
-        if trial_id in errors:
-            status = "errored"
-        elif status == "running":
-            status = "stopped_early"  # Tune ended the trial before training finished: ASHA
-        if status != tags.get("raysweep.trial_status"):
-            client.set_tag(run.info.run_id, "raysweep.trial_status", status)
-        if run.info.status == "RUNNING":
-            client.set_terminated(run.info.run_id, "FAILED" if status == "errored" else "KILLED")
+    for trial_id in sorted(set(runs) | set(states)):
+        run = runs.get(trial_id)
+        tags, params, metrics = (run.data.tags, run.data.params, run.data.metrics) if run else ({}, {}, {})
+        state = states.get(trial_id)
+        if state is None:
+            state = TrialState(trial_id, status="completed" if tags.get("raysweep.trial_status") == "completed" else "stopped_early")
+        status = state.status if state.status in RUN_STATUS else "interrupted"
+        if state.epochs:
+            values = [m.get(sweep.metric) for _, m in sorted(state.epochs.items()) if m.get(sweep.metric) is not None]
+            epochs = len(state.epochs)
+        else:
+            history = {m.step: m.value for m in client.get_metric_history(run.info.run_id, sweep.metric)} if run else {}
+            values, epochs = [history[k] for k in sorted(history)], len(history)
+        if run is not None:
+            _match_run_status(client, run, status)
+        space_values = {k[len("raysweep.space."):]: v for k, v in tags.items() if k.startswith("raysweep.space.")} or {
+            k: str(v) for k, v in state.values.items()}  # fmt: skip
         trials.append({
             "trial_id": trial_id,
-            "run_id": run.info.run_id,
+            "run_id": run.info.run_id if run else None,
             "status": status,
-            "epochs": len(values),
-            "best": best,
-            "values": {k[len("raysweep.space."):]: v for k, v in tags.items() if k.startswith("raysweep.space.")},
-            "group": group_key(params, sweep.group_by),
+            "epochs": epochs,
+            "best": (max if sweep.mode == "max" else min)(values) if values else None,
+            "values": space_values,
+            "group": group_key({**space_values, **params}, sweep.group_by),
             "family": params.get("family", ""),
-            "params": {k: params.get(k) for k in sweep.group_by},
+            "params": {k: params.get(k, space_values.get(k)) for k in sweep.group_by},
             "test": {k: v for k, v in metrics.items() if k.startswith(("test/", "base/")) and k.count("/") == 2 and k.endswith("/acc")},
-            "adapter_uri": f"runs:/{run.info.run_id}/adapter" if status == "completed" else None,
-            "error": errors.get(trial_id),
+            "adapter_uri": f"runs:/{run.info.run_id}/adapter" if run and status == "completed" else None,
+            "error": state.error or None,
+            "registered": state.registered,
         })  # fmt: skip
     trials.sort(key=lambda t: t["trial_id"])
     def merit(t):
@@ -67,6 +84,7 @@ def collect_trials(uri: str, parent_run_id: str, sweep, max_epochs: int, errors:
         groups = best_seeded_groups(trials, sweep.mode)  # the best point by its mean over seeds
     trial_epochs = sum(t["epochs"] for t in trials)
     parent_metrics = {"trials": len(trials), "trial_epochs": trial_epochs, "grid_trial_epochs": len(trials) * max_epochs,
+                      "completed": sum(t["status"] == "completed" for t in trials),
                       "stopped_early": sum(t["status"] == "stopped_early" for t in trials),
                       "errored": sum(t["status"] == "errored" for t in trials)}  # fmt: skip
     for name, t in groups.items():
@@ -78,6 +96,17 @@ def collect_trials(uri: str, parent_run_id: str, sweep, max_epochs: int, errors:
             parent_metrics.update({f"best/{slug}/{key}_seed_mean": mean, **({f"best/{slug}/{key}_seed_ci_low": low,
                                    f"best/{slug}/{key}_seed_ci_high": high} if low is not None else {})})  # fmt: skip
     return {"trials": trials, "groups": groups, "parent_metrics": parent_metrics}
+
+
+def _match_run_status(client, run, status: str) -> None:
+    """The MLflow run's status and tags as the ledger says (a scheduler stop is KILLED, never FAILED)."""
+    tags = run.data.tags
+    if tags.get("raysweep.trial_status") != status:
+        client.set_tag(run.info.run_id, "raysweep.trial_status", status)
+    if tags.get("raysweep.status") != status:
+        client.set_tag(run.info.run_id, "raysweep.status", status)
+    if run.info.status != RUN_STATUS[status]:
+        client.set_terminated(run.info.run_id, RUN_STATUS[status])
 
 
 def _seed_means(t: dict) -> dict:
@@ -133,8 +162,12 @@ def _mean_cell(stat, fmt: str) -> str:
     return fmt.format(mean) + (f" [{fmt.format(low)}, {fmt.format(high)}]" if low is not None else "")
 
 
-def register_groups(uri: str, summary: dict, cfg, register) -> list[str]:
-    """Register the best completed adapter of each group; alias ``best-<group>`` and ``champion`` per family."""
+def register_groups(uri: str, summary: dict, cfg, register, ledger=None) -> list[str]:
+    """Register the best completed adapter of each group; alias ``best-<group>`` and ``champion`` per family.
+
+    With a ``ledger``, each registration is recorded there and a trial already registered (a resumed
+    sweep whose driver died while registering) is not registered again.
+    """
     import tempfile
     from pathlib import Path
 
@@ -149,6 +182,15 @@ def register_groups(uri: str, summary: dict, cfg, register) -> list[str]:
         if t["status"] != "completed" or not t["adapter_uri"]:
             lines.append(f"group {name}: best trial {t['trial_id']} did not complete; nothing registered")
             continue
+        done = [r for r in t.get("registered", []) if r.get("group") == name]
+        if done:
+            model_name, version = done[-1]["model"], int(done[-1]["version"])
+            lines.append(f"group {name}: registered models:/{model_name}@{done[-1]['alias']} (version {version}, trial {t['trial_id']}; before the resume)")
+            merit = t["seed_mean"]["best"][0] if t.get("seed_mean") else t["best"]
+            score = merit if cfg.sweep.mode == "max" else -merit
+            if model_name not in champions or score > champions[model_name][0]:
+                champions[model_name] = (score, version)
+            continue
         with tempfile.TemporaryDirectory() as tmp:
             local = mlflow.artifacts.download_artifacts(artifact_uri=t["adapter_uri"], dst_path=tmp)
             run_cfg = (Path(local) / "run_config.yaml").read_text()
@@ -161,6 +203,8 @@ def register_groups(uri: str, summary: dict, cfg, register) -> list[str]:
                 tags["seed_mean"] = f"{cfg.sweep.metric} {mean:.4f}" + (f" [{low:.4f}, {high:.4f}]" if low is not None else "")
                 tags["seeds"] = ",".join(map(str, t["seed_mean"]["seeds"]))
             version = register(uri, t["run_id"], local, run_cfg, model_name, alias, tags)
+        if ledger is not None:
+            ledger.record(t["trial_id"], "registered", group=name, model=model_name, alias=alias, version=version)
         lines.append(f"group {name}: registered models:/{model_name}@{alias} (version {version}, trial {t['trial_id']})")
         merit = t["seed_mean"]["best"][0] if t.get("seed_mean") else t["best"]  # with seeds: the point's mean
         score = merit if cfg.sweep.mode == "max" else -merit
