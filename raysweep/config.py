@@ -92,7 +92,11 @@ class DataConfig:
         "exactly equal; per attribute value equal whenever the size allows.",
         1.0,
     )
-    distractors: int = doc("Extra objects per scene, never in the target's area.", 0)
+    distractors: int = doc(
+        "Extra objects per scene: absolute_position never puts one in the target's area; relative_position puts "
+        "them on free cells, differing in shape or colour from both named objects.",
+        0,
+    )
     variants: int = doc("Scenes per target (different distractor layouts); needs distractors > 0 if > 1.", 1)
     seed: int = doc("Seed of every random choice (subset, split, distractors, option order).", 42)
     antialias: int = doc("Supersampling factor of the sprite rasteriser (1 = aliased).", 4)
@@ -149,26 +153,20 @@ class DataConfig:
             raise ConfigError("val_fraction", f"must lie in (0, 1), got {self.val_fraction}")
         if self.distractors < 0:
             raise ConfigError("distractors", f"must be >= 0, got {self.distractors}")
-        cells_outside = self.grid_size**2 - (self.grid_size // self.areas_per_side) ** 2
-        if self.distractors > cells_outside:
-            raise ConfigError(
-                "distractors",
-                f"{self.distractors} distractors cannot fit in the {cells_outside} cells outside the target's area",
-            )
         if self.variants < 1:
             raise ConfigError("variants", f"must be >= 1, got {self.variants}")
         if self.variants > 1 and self.distractors == 0:
             raise ConfigError("variants", "variants > 1 repeat identical scenes unless data.distractors > 0")
-        if self.distractors and len(self.shapes) * len(self.colors) < 2:
-            raise ConfigError("distractors", "a distractor must differ from the target in shape or colour: list more shapes or colours")
         if self.antialias < 1:
             raise ConfigError("antialias", f"must be >= 1, got {self.antialias}")
-        if self.template:
-            from raysweep.tasks import task_for
+        from raysweep.tasks import task_for
 
-            problem = task_for(self).check_template(self.template)
-            if problem:
-                raise ConfigError("template", problem)
+        task = task_for(self)
+        problem = task.check_data(self)
+        if problem:
+            raise ConfigError(*problem)
+        if self.template and task.check_template(self.template):
+            raise ConfigError("template", task.check_template(self.template))
 
     def target_combos(self) -> list[tuple[str, str]]:
         """(shape, colour) pairs of this split's targets, in a fixed order, without repeats."""

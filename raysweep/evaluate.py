@@ -98,6 +98,7 @@ def evaluate_rows(
     labels = [p.area if mode == "choice" else task.parse(p.text, leniency) for p in preds]
     targets = [int(r["label"]) for r in rows]
     result = metrics.summary(targets, labels, task)
+    result.update(task.baselines(rows))  # the task's data-only controls, next to the model's accuracy
     result["answer_names"] = list(task.answer_names)
     result.update(mode=mode, leniency=leniency if mode == "generate" else "n/a", seconds=seconds,
                   rows_per_s=len(rows) / seconds if seconds else 0.0, failed_rows=len(errors))

@@ -114,3 +114,22 @@ def class_bars(values, names: list[str], title: str, path: str | Path, vmax: flo
     ax.set_ylim(0, top * 1.12)
     ax.set_title(title, fontsize=10)
     return _save(fig, path)
+
+
+def probe_lines(curves: dict[str, list[float]], chance: float, title: str, path: str | Path) -> Path:
+    """Probe accuracy by layer, one line per model (base, fine-tuned), chance dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.6), dpi=120)
+    for name, values in curves.items():
+        ax.plot(range(len(values)), values, marker="o", label=name)
+    ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_ylabel("held-out probe accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, path)

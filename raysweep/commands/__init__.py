@@ -5,4 +5,4 @@ import only argparse-level things at the top so that ``raysweep --help`` stays f
 (torch, transformers, ray) happen inside ``run``.
 """
 
-COMMANDS = ["generate", "audit", "show", "config", "coco", "models", "eval", "train", "sweep", "stage", "report", "compare", "plan", "inspect"]
+COMMANDS = ["generate", "audit", "show", "config", "coco", "models", "tasks", "eval", "probe", "train", "sweep", "stage", "report", "compare", "plan", "inspect"]

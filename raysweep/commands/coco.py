@@ -1,6 +1,7 @@
-"""raysweep coco: COCO Absolute Position questions on real photos, to Parquet."""
+"""raysweep coco: COCO Absolute (or Relative) Position questions on real photos, to Parquet."""
 
-HELP = "Build a COCO Absolute Position set ('Where is the {category}?') from COCO instance annotations."
+HELP = ("Build a COCO Absolute Position set ('Where is the {category}?'), or with --task relative_position a "
+        "Relative Position set ('Where is the {A} relative to the {B}?'), from COCO instance annotations.")
 
 
 def _names(text: str) -> list[str]:
@@ -19,6 +20,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="output folder (created; its manifest.json is written last)")
     parser.add_argument("--split", default=None, help="split label of the rows (default: from the file name, e.g. val2017)")
     parser.add_argument("--seed", type=int, default=42, help="seed of the option order and of every subset")
+    parser.add_argument("--task", default="absolute_position", help="question type (see `raysweep tasks`): absolute_position or relative_position")
+    parser.add_argument("--min-separation", type=float, default=0.1,
+                        help="relative_position: box centres at least this fraction of the image side apart along the asked axis")
     parser.add_argument("--areas-per-side", type=int, default=3, help="answer grid of the absolute_position task: N x N areas by N-ths of the image (3: the paper's nine)")
     parser.add_argument("--min-box-frac", type=float, default=0.0, help="leave out boxes smaller than this fraction of the image area")
     parser.add_argument(
@@ -46,11 +50,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from raysweep.datasets.coco import CocoOptions, build_coco
+    from raysweep.datasets.coco import CocoOptions, build_coco_set
 
     opts = CocoOptions(
         split=args.split,
+        task=args.task,
         seed=args.seed,
+        min_separation=args.min_separation,
         areas_per_side=args.areas_per_side,
         min_box_frac=args.min_box_frac,
         line_margin=args.line_margin,
@@ -63,12 +69,13 @@ def run(args) -> int:
         strict=args.strict,
         rows_per_part=args.rows_per_part,
     )
-    manifest = build_coco(args.annotations, args.images, args.out, opts, overwrite=args.overwrite, progress=not args.quiet)
+    manifest = build_coco_set(args.annotations, args.images, args.out, opts, overwrite=args.overwrite, progress=not args.quiet)
     skipped = sum(v["count"] for v in manifest["skipped"].values())
-    counts = manifest["area_counts"]
+    per = (f"per area {manifest['area_counts']}; heatmap {args.out}/area_distribution.png" if "area_counts" in manifest
+           else f"per relation {manifest['relation_counts']}")  # fmt: skip
     print(
         f"wrote {manifest['rows']} questions ({manifest['split']}) about {manifest['counts']['images_asked_about']} images "
         f"in {manifest['parts']} parts to {args.out} ({manifest['seconds']:.1f} s); skipped {skipped} "
-        f"(see manifest.json); per area {counts}; heatmap {args.out}/area_distribution.png"
+        f"(see manifest.json); {per}"
     )
     return 0

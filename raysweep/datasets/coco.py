@@ -56,7 +56,9 @@ class CocoOptions:
     """What to ask about and how many; every field is a ``raysweep coco`` option."""
 
     split: str | None = None  # None: from the annotation file name (instances_val2017.json -> val2017)
+    task: str = "absolute_position"  # the question type (raysweep tasks); relative_position pairs two objects
     seed: int = 42
+    min_separation: float = 0.1  # relative_position: box centres at least this far apart (fraction of the side)
     areas_per_side: int = 3  # the answer grid of the absolute_position task (3: the paper's nine areas)
     min_box_frac: float = 0.0
     line_margin: float = 0.0
@@ -297,6 +299,31 @@ def coco_task(opts: CocoOptions):
     return task_from_config({"task": "absolute_position", "areas_per_side": opts.areas_per_side})
 
 
+def image_bytes(image_id: int, index: CocoIndex, images_dir: Path, checks: dict[int, ImageCheck], cache: dict) -> bytes:
+    """The bytes a row of ``image_id`` stores: the file, or PNG in the annotated frame when the file
+    has an orientation tag. ``cache`` keeps the last image (rows come sorted by image)."""
+    if cache.get("id") != image_id:
+        file = images_dir / index.images[image_id]["file_name"]
+        try:
+            data = file.read_bytes()
+            if checks[image_id].reencode:  # in the annotated frame, with no orientation tag left
+                data = encode_png(load_rgb(data, checks[image_id].frame))
+        except DECODE_ERRORS as err:
+            raise UserError(f"{file}: cannot read image ({getattr(err, 'strerror', None) or err}); it was readable moments ago") from None
+        cache.update(id=image_id, bytes=data)
+    return cache["bytes"]
+
+
+def append_image(cols: dict, scene_id: int, split: str, data: bytes, image: dict) -> None:
+    """The columns every COCO row shares: id, split, source, image bytes and size."""
+    cols["scene_id"].append(scene_id)
+    cols["split"].append(split)
+    cols["source"].append("coco")
+    cols["image"].append(data)
+    cols["width"].append(image["width"])
+    cols["height"].append(image["height"])
+
+
 def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_dir: Path, checks: dict[int, ImageCheck], split: str, seed: int, cache: dict, task) -> dict:
     cols: dict[str, list] = {k: [] for k in (
         "scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "label", "area",
@@ -305,22 +332,8 @@ def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_
     )}  # fmt: skip
     for offset, q in enumerate(questions):
         image = index.images[q.image_id]
-        if cache.get("id") != q.image_id:  # questions are sorted by image: read each file once
-            file = images_dir / image["file_name"]
-            try:
-                data = file.read_bytes()
-                if checks[q.image_id].reencode:  # in the annotated frame, with no orientation tag left
-                    data = encode_png(load_rgb(data, checks[q.image_id].frame))
-            except DECODE_ERRORS as err:
-                raise UserError(f"{file}: cannot read image ({getattr(err, 'strerror', None) or err}); it was readable moments ago") from None
-            cache.update(id=q.image_id, bytes=data)
         question = question_text(q.category, seed, first_id + offset, task)
-        cols["scene_id"].append(first_id + offset)
-        cols["split"].append(split)
-        cols["source"].append("coco")
-        cols["image"].append(cache["bytes"])
-        cols["width"].append(image["width"])
-        cols["height"].append(image["height"])
+        append_image(cols, first_id + offset, split, image_bytes(q.image_id, index, images_dir, checks, cache), image)
         cols["question"].append(question)
         cols["prompt"].append(PROMPT_PREFIX + question)
         cols["answer"].append(task.answer_names[q.area])
@@ -337,6 +350,14 @@ def _columns(questions: list[Question], first_id: int, index: CocoIndex, images_
         cols["image_id"].append(q.image_id)
         cols["bbox"].append(list(q.bbox))
     return cols
+
+
+def build_coco_set(annotations, images_dir, out_dir, opts: CocoOptions, overwrite: bool = False, progress: bool = True) -> dict:
+    """Write the COCO set of ``opts.task`` (its builder is the task's :meth:`build_coco`)."""
+    from raysweep.tasks import task_from_config
+
+    task = task_from_config({"task": opts.task, "areas_per_side": opts.areas_per_side})
+    return task.build_coco(annotations, images_dir, out_dir, opts, overwrite, progress)
 
 
 def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None, overwrite: bool = False, progress: bool = True) -> dict:

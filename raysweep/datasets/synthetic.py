@@ -25,7 +25,7 @@ def scene_columns(scenes, renderer: Renderer, positions, encode: bool = True) ->
     cfg = scenes.cfg
     cols: dict[str, list] = {k: [] for k in (
         "scene_id", "split", "source", "image", "width", "height", "question", "prompt", "answer", "label", "area",
-        "cell_row", "cell_col", "shape", "color", "size", "n_distractors", "distractors", "seed",
+        "cell_row", "cell_col", "ref_row", "ref_col", "shape", "color", "size", "n_distractors", "distractors", "seed",
     )}  # fmt: skip
     for pos in positions:
         scene = scenes[int(pos)]
@@ -44,6 +44,8 @@ def scene_columns(scenes, renderer: Renderer, positions, encode: bool = True) ->
         cols["area"].append(scene.area)
         cols["cell_row"].append(scene.row)
         cols["cell_col"].append(scene.col)
+        cols["ref_row"].append(getattr(scene, "ref_row", None))  # the reference object of relative_position
+        cols["ref_col"].append(getattr(scene, "ref_col", None))
         cols["shape"].append(scene.shape)
         cols["color"].append(scene.color)
         cols["size"].append(scene.size)

@@ -60,7 +60,7 @@ class Clip(Family):
             ),
             vision_config=dict(
                 hidden_size=width, intermediate_size=2 * width, num_hidden_layers=model_cfg.tiny_vision_layers,
-                num_attention_heads=4, image_size=side, patch_size=side // 3,
+                num_attention_heads=4, image_size=side, patch_size=model_cfg.tiny_patch or side // 3,
             ),
             projection_dim=width,
         )

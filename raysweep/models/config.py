@@ -21,6 +21,11 @@ class ModelConfig:
     seed: int = doc("Seed of the tiny variant's random weights.", 0)
     device: str = doc("Torch device: auto (cuda if available, else cpu), cpu, cuda, cuda:1, ...", "auto")
     image_size: int = doc("Tiny variants: input side in pixels (0 = the family's tiny default).", 0)
+    tiny_patch: int = doc(
+        "Tiny LLaVA-NeXT and CLIP: vision patch side in pixels (0 = image_size / 3, one patch per 3x3 area; "
+        "relative position wants one per cell: image_size 108, patch 12 on the 9x9 grid).",
+        0,
+    )
     image_mean: list[float] = doc(
         "Per-channel mean of the image normalisation (empty = the processor's default; the tiny "
         "variants default to 0 so that a black background stays 0).",
@@ -59,7 +64,9 @@ class ModelConfig:
             raise ConfigError("image_std", f"values must be > 0, got {self.image_std}")
         if self.max_pixels and self.min_pixels > self.max_pixels:
             raise ConfigError("min_pixels", f"{self.min_pixels} exceeds max_pixels {self.max_pixels}")
-        for key in ("image_size", "min_pixels", "max_pixels"):
+        if self.tiny_patch and (self.image_size or 84) % self.tiny_patch:
+            raise ConfigError("tiny_patch", f"{self.tiny_patch} does not divide image_size {self.image_size or 84}")
+        for key in ("image_size", "tiny_patch", "min_pixels", "max_pixels"):
             if getattr(self, key) < 0:
                 raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
         if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", self.device):

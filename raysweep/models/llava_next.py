@@ -58,7 +58,7 @@ class LlavaNext(ChatVLMFamily):
         from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
         side = model_cfg.image_size or 84
-        patch = side // 3
+        patch = model_cfg.tiny_patch or side // 3
         tok = train_tokenizer(
             task, ["<unk>", "<s>", "</s>", "<pad>", "<image>"], bos="<s>", eos="</s>", pad="<pad>",
             chat_template=VICUNA_TEMPLATE, extra_attributes={"image_token": "<image>"},

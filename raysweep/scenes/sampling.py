@@ -64,6 +64,7 @@ class SceneSet:
         self.combos = cfg.target_combos()
         self.size_names = list(cfg.sizes)
         self.n_areas = cfg.areas_per_side**2
+        self.n_classes = self.task.n_classes  # what splits and subsets balance: the labels
         self.n_cells = cfg.grid_size**2
         cell_area = [self.layout.area_of_cell(*divmod(c, cfg.grid_size)) for c in range(self.n_cells)]
         self._cell_area = np.asarray(cell_area, np.int64)
@@ -86,6 +87,7 @@ class SceneSet:
         return combo, size, cell, variant
 
     def _pool_arrays(self):
+        """(ids, stratum, label) of every pool member; the stratum is combo x size."""
         ids = np.arange(self.pool_size, dtype=np.int64)
         rest = ids // self.cfg.variants
         cell = rest % self.n_cells
@@ -98,6 +100,10 @@ class SceneSet:
         """Answer area of a scene, without building the scene."""
         return int(self._cell_area[self.decode(scene_id)[2]])
 
+    def label_of(self, scene_id: int) -> int:
+        """The label of a scene (absolute position: its area), without building the scene."""
+        return self.area_of(scene_id)
+
     def stratum_values(self, stratum: int) -> tuple[str, str, str]:
         """(shape, colour, size) of a stratum index (combo x size)."""
         combo, size = divmod(int(stratum), len(self.size_names))
@@ -106,17 +112,18 @@ class SceneSet:
     # ---- selection ---------------------------------------------------------------------------
     @cached_property
     def ids(self) -> np.ndarray:
-        """Sorted scene ids of this split and subset."""
+        """Sorted scene ids of this split and subset (balanced per label, then per stratum)."""
         cfg = self.cfg
-        ids, stratum, area = self._pool_arrays()
+        ids, stratum, label = self._pool_arrays()
+        k = self.n_classes
         if cfg.split in ("train", "val"):
-            n_val = _round_to(cfg.val_fraction * len(ids), self.n_areas)
-            val = balanced_subset(stratum, area, n_val, _rng(cfg.seed, _TAG_VAL), self.n_areas, self.stratum_values)
+            n_val = _round_to(cfg.val_fraction * len(ids), k)
+            val = balanced_subset(stratum, label, n_val, _rng(cfg.seed, _TAG_VAL), k, self.stratum_values)
             keep = val if cfg.split == "val" else np.setdiff1d(np.arange(len(ids)), val)
-            ids, stratum, area = ids[keep], stratum[keep], area[keep]
+            ids, stratum, label = ids[keep], stratum[keep], label[keep]
         if cfg.fraction < 1.0:
-            n = _round_to(cfg.fraction * len(ids), self.n_areas)
-            keep = balanced_subset(stratum, area, n, _rng(cfg.seed, _TAG_FRACTION), self.n_areas, self.stratum_values)
+            n = _round_to(cfg.fraction * len(ids), k)
+            keep = balanced_subset(stratum, label, n, _rng(cfg.seed, _TAG_FRACTION), k, self.stratum_values)
             ids = ids[keep]
         ids = np.sort(ids)
         ids.setflags(write=False)
@@ -166,7 +173,7 @@ class SceneSet:
 
     def labels(self) -> "np.ndarray":
         """Labels of every scene of the selection, in position order, without building the scenes."""
-        return np.asarray([self.area_of(int(i)) for i in self.ids])
+        return np.asarray([self.label_of(int(i)) for i in self.ids], np.int64)
 
 
 def _round_to(x: float, k: int) -> int:

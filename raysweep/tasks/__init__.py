@@ -90,8 +90,10 @@ def default_task() -> Task:
 
 
 from raysweep.tasks.absolute_position import AbsolutePosition  # noqa: E402
+from raysweep.tasks.relative_position import RelativePosition  # noqa: E402
 
 register(AbsolutePosition)
+register(RelativePosition)
 
 __all__ = ["DEFAULT_TASK", "Task", "default_task", "list_tasks", "register", "slug", "task_class", "task_for",
            "task_from_config", "task_from_identity", "task_from_params", "task_of_manifest", "training_task"]  # fmt: skip

@@ -65,6 +65,19 @@ class AbsolutePosition(Task):
 
         return SceneSet(data_cfg, self)
 
+    def check_data(self, data_cfg) -> tuple[str, str] | None:
+        cells_outside = data_cfg.grid_size**2 - (data_cfg.grid_size // self.areas_per_side) ** 2
+        if data_cfg.distractors > cells_outside:
+            return "distractors", f"{data_cfg.distractors} distractors cannot fit in the {cells_outside} cells outside the target's area"
+        if data_cfg.distractors and len(data_cfg.shapes) * len(data_cfg.colors) < 2:
+            return "distractors", "a distractor must differ from the target in shape or colour: list more shapes or colours"
+        return None
+
+    def build_coco(self, annotations, images_dir, out_dir, opts, overwrite: bool = False, progress: bool = True) -> dict:
+        from raysweep.datasets.coco import build_coco
+
+        return build_coco(annotations, images_dir, out_dir, opts, overwrite, progress)
+
     def grid_side(self) -> int:
         return self.areas_per_side
 

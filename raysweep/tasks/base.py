@@ -65,6 +65,16 @@ class Task:
         ``question``/``prompt``/``answer``/``label`` of a scene and ``labels()`` of all."""
         raise NotImplementedError(f"task {self.name} has no synthetic scenes")
 
+    def check_data(self, data_cfg) -> tuple[str, str] | None:
+        """(key, reason) when a data section cannot make this task's questions, else None."""
+        return None
+
+    def build_coco(self, annotations, images_dir, out_dir, opts, overwrite: bool = False, progress: bool = True) -> dict:
+        """Write this task's questions on COCO photos (``raysweep coco --task``); returns the manifest."""
+        from raysweep.errors import UserError
+
+        raise UserError(f"task {self.name} has no COCO builder")
+
     def tokenizer_texts(self) -> list[str]:
         """Sample questions the tiny models' tokenizer is trained on besides the default corpus."""
         return []
@@ -72,6 +82,10 @@ class Task:
     # -- metrics -----------------------------------------------------------------------------------
     def bias(self, targets: list[int], preds: list[int]) -> dict[str, float]:
         """The task's own bias index (flat metric keys); none by default."""
+        return {}
+
+    def baselines(self, rows: list[dict]) -> dict[str, float]:
+        """Accuracies of data-only baselines on ``rows`` (the task's controls), to report next to the model's."""
         return {}
 
     def bias_classes(self) -> list[str]:

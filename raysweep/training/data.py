@@ -58,6 +58,8 @@ class SyntheticRows(RowSource):
                 "answer": self.scenes.answer(scene),
                 "label": self.scenes.label(scene),
                 "area": scene.area,
+                "cell_row": scene.row,  # the target's cell: the relative task's target-cell baseline reads it
+                "cell_col": scene.col,
             })  # fmt: skip
         return out
 
@@ -74,7 +76,7 @@ class ParquetRows(RowSource):
         self.path = str(path)
         if table is None:
             dataset = open_dataset(path)
-            table, task = dataset.read(columns=["scene_id", "image", "prompt", "answer", "label", "area"]), dataset.task
+            table, task = dataset.read(columns=["scene_id", "image", "prompt", "answer", "label", "area", "cell_row", "cell_col"]), dataset.task
         self.table, self.task = table, task  # the task of the set's rows (its answer names)
         self.positions = np.arange(self.table.num_rows) if positions is None else np.asarray(positions)
 
