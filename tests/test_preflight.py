@@ -82,6 +82,15 @@ def test_device_strings(capsys, no_ray):
     assert cfg.model.device == "cuda:1"
 
 
+def test_eval_checks_the_device_on_this_machine(capsys, no_ray, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: model.device=cuda is fine here")
+    _fails(capsys, ["eval", str(CONFIGS / "models/tiny-llava-next.yaml"), "--data", str(tmp_path), "model.device=cuda"],
+           "model.device=cuda", "no CUDA GPU is visible here")  # fmt: skip
+
+
 def test_lora_targets_that_match_no_module(capsys, no_ray):
     _fails(capsys, ["train", TRAIN, "lora.targets=[q_proj, vv_proj]"], "lora.targets", "'vv_proj'", "Did you mean 'v_proj'")
     _fails(capsys, ["train", TRAIN, "lora.targets=[.*attention.*qkv_proj$]"], "matches no module")

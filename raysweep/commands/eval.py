@@ -24,7 +24,7 @@ def run(args) -> int:
     from raysweep.evaluate import evaluate_rows, format_table, write_report
     from raysweep.metrics import agreement
     from raysweep.models import get_family
-    from raysweep.preflight import check_writable
+    from raysweep.preflight import check_checkpoint_folder, check_device, check_writable
 
     cfg = load_from_args(args)
     if torch.device("cuda" if torch.cuda.is_available() else "cpu").type == "cpu":
@@ -36,6 +36,8 @@ def run(args) -> int:
     outs = {mode: _report_dir(args, cfg, mode, len(modes) > 1) for mode in modes}
     for out in outs.values():  # before any work: an unwritable report folder fails now, not after the evaluation
         check_writable(out, f"--out {args.out}" if args.out else f"report folder {out}")
+    check_device(cfg.model, use_gpu=None)  # eval runs here: this machine's CUDA decides
+    check_checkpoint_folder(cfg.model)
     dataset = open_dataset(args.data)
     task = dataset.task  # the answer space is the data's
     rows = dataset.read().to_pylist()

@@ -84,6 +84,11 @@ def trial_fn(config: dict) -> None:
     RunLogger(outcome.tracking_uri, outcome.run_id).set_tags({"raysweep.trial_status": "completed", "raysweep.status": "completed"})
 
 
+def _epoch_metrics(result: dict) -> dict:
+    """The training metrics of a Tune result (``train/...``, ``val/...``, ``epoch``), not Tune's bookkeeping."""
+    return {k: v for k, v in result.items() if ("/" in k or k == "epoch") and isinstance(v, (int, float))}
+
+
 class LedgerASHA(ASHAScheduler):
     """ASHA that writes each stop into the ledger at the moment it decides it (before Tune acts on it)."""
 
@@ -93,8 +98,8 @@ class LedgerASHA(ASHAScheduler):
 
     def on_trial_result(self, tune_controller, trial, result: dict) -> str:
         decision = super().on_trial_result(tune_controller, trial, result)
-        if decision == TrialScheduler.STOP:
-            _ledger(self._ledger_config).record(trial.trial_id, "stopped_early", epoch=result.get("epoch"))
+        if decision == TrialScheduler.STOP:  # with the result it judged: the driver may die before that epoch is recorded
+            _ledger(self._ledger_config).record(trial.trial_id, "stopped_early", epoch=result.get("epoch"), metrics=_epoch_metrics(result))
         return decision
 
 
@@ -106,8 +111,7 @@ class LedgerCallback(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "epoch" in result:
-            metrics = {k: v for k, v in result.items() if "/" in k and isinstance(v, (int, float))}
-            _ledger(self._ledger_config).record(trial.trial_id, "epoch", epoch=int(result["epoch"]), metrics=metrics)
+            _ledger(self._ledger_config).record(trial.trial_id, "epoch", epoch=int(result["epoch"]), metrics=_epoch_metrics(result))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         ledger = _ledger(self._ledger_config)

@@ -10,7 +10,8 @@ small object per event, written once and never rewritten, so object stores witho
 =================  ==================================================================================
 ``started``        a trial process began (again, after a restart or a resume)
 ``epoch``          an epoch's result reached the driver (``epoch``, ``metrics``); duplicates collapse
-``stopped_early``  the scheduler (ASHA) decided to stop the trial; it stays stopped on resume
+``stopped_early``  the scheduler (ASHA) decided to stop the trial (with the epoch's result it judged);
+                   it stays stopped on resume
 ``trained``        training ended, the final evaluation begins
 ``completed``      the final evaluation is logged: the trial is done
 ``errored``        the trial raised (``error``, ``user_error``: a bad-input error, exit status 2)
@@ -115,7 +116,7 @@ def derive_state(trial_id: str, events: list[dict]) -> TrialState:
     state = TrialState(trial_id)
     for e in events:
         kind, data = e["event"], e.get("data", {})
-        if kind == "epoch":
+        if kind == "epoch" or (kind == "stopped_early" and data.get("metrics")):
             state.epochs.setdefault(int(data["epoch"]), data.get("metrics", {}))
         elif kind == "registered":
             state.registered.append(data)
