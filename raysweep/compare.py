@@ -25,6 +25,7 @@ from raysweep.errors import UserError
 from raysweep.metrics import wilson_interval
 
 SEED_TAG = "raysweep.space.train.seed"
+BOOKKEEPING = ("train.name", "train.storage_path")  # where a run wrote, not what it was: left out of the config diff
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 SET_ACC = re.compile(r"^test/([^/]+)/acc$")
 
@@ -136,7 +137,8 @@ def load_predictions(client, run, name: str) -> dict[tuple, bool]:
             row = json.loads(line)
             key = row.get("scene_id", row.get("id"))
             seen[key] = seen.get(key, -1) + 1
-            out[(str(key), seen[key])] = row["pred"] == row["area"]
+            target = row["label"] if "label" in row else row["area"]  # "area" in predictions written before tasks
+            out[(str(key), seen[key])] = row["pred"] == target
     return out
 
 
@@ -190,7 +192,9 @@ def compare_runs(uri: str, refs: list[str], pool_seeds: bool = False, alpha: flo
                 what = f"seeds {base.seeds} vs {s.seeds}" if pool_seeds and base.seeds != s.seeds else "row ids"
                 raise UserError(f"eval set {name!r}: {s.ref} and {base.ref} were scored on different rows ({what}); "
                                 "a paired test needs the same rows")  # fmt: skip
-        entry = {"identity": (sorted(known)[0][0] if known else None), "rows": len(rows), "runs": [], "vs_first": []}
+        unknown = [ref for ref, v in identities.items() if v == ["unknown"]]
+        entry = {"identity": (sorted(known)[0][0] if known else None), "identity_unknown": unknown, "rows": len(rows),
+                 "runs": [], "vs_first": []}  # fmt: skip
         for s in sides:
             correct = sum(s.predictions[name].values())
             low, high = wilson_interval(correct, len(rows))
@@ -222,12 +226,17 @@ def per_area(runs: list, name: str) -> dict[str, float]:
 
 
 def config_diff(sides: list[Side]) -> dict[str, list]:
-    """Config keys (run params) whose values differ between the sides' first runs (``train.seed`` left out when pooled)."""
+    """Config keys (run params) whose values differ between the sides' first runs.
+
+    Left out: where a run wrote (``train.name``, ``train.storage_path``), the ``sweep.*`` section, and
+    ``train.seed`` when seeds are pooled.
+    """
     params = [s.runs[0].data.params for s in sides]
     pooled = any(len(s.runs) > 1 for s in sides)
     keys = sorted(set().union(*params))
     return {k: [p.get(k) for p in params] for k in keys
-            if len({p.get(k) for p in params}) > 1 and not (pooled and k == "train.seed")}  # fmt: skip
+            if len({p.get(k) for p in params}) > 1 and k not in BOOKKEEPING and not k.startswith("sweep.")
+            and not (pooled and k == "train.seed")}  # fmt: skip
 
 
 def _side_json(s: Side) -> dict:
@@ -247,7 +256,8 @@ def format_comparison(result: dict) -> str:
     width = max((len(k) for k in diff), default=0)
     lines += [f"  {k:{width}s}  " + "  |  ".join(str(v) for v in values) for k, values in diff.items()]
     for name, entry in result["sets"].items():
-        lines += ["", f"eval set {name}: {entry['rows']} paired rows" + (f", identity {entry['identity']}" if entry["identity"] else "")]
+        unknown = f" (not recorded for {', '.join(entry['identity_unknown'])}: paired by row ids)" if entry["identity_unknown"] else ""
+        lines += ["", f"eval set {name}: {entry['rows']} paired rows" + (f", identity {entry['identity']}" if entry["identity"] else "") + unknown]
         for letter, stat in zip(letters, entry["runs"]):
             mean = stat.get("seed_mean")
             seeds = f"   mean over seeds {_pct(mean['mean'])} [{_pct(mean['ci_low'])}, {_pct(mean['ci_high'])}]" if mean else ""

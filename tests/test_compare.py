@@ -20,13 +20,14 @@ def _p_two_sided(k: int, n: int) -> float:
 
 def _log_run(uri, tmp, name, right, rows=ROWS, identity="parquet:abc", params=None, tags=None, parent=None):
     run = RunLogger.start(uri, EXP, name, parent, {**({"raysweep.data.civet": identity} if identity else {}), **(tags or {})})
-    run.log_params({"family": "llava-next", "lora.rank": 8, "train.lr": 0.001, **(params or {})})
+    run.log_params({"family": "llava-next", "lora.rank": 8, "train.lr": 0.001, "train.name": name, **(params or {})})
     folder = tmp / run.run_id
     preds = folder / "civet" / "finetuned"
     preds.mkdir(parents=True)
     with (preds / "predictions.jsonl").open("w") as fh:
         for i in rows:
-            fh.write(json.dumps({"scene_id": f"s{i}", "area": i % 9, "pred": i % 9 if i in right else (i + 1) % 9, "text": "x"}) + "\n")
+            target = "area" if name == "run-c" else "label"  # run-c: predictions written before tasks named it label
+            fh.write(json.dumps({"scene_id": f"s{i}", target: i % 9, "pred": i % 9 if i in right else (i + 1) % 9, "text": "x"}) + "\n")
     acc = len([i for i in rows if i in right]) / len(rows)
     areas = {f"test/civet/acc/{slug}": acc + d for slug, d in (("top_left", 0.0), ("center", -0.1))}
     run.log_metrics({"test/civet/acc": acc, **areas})
@@ -74,9 +75,9 @@ def test_paired_test_finds_a_real_difference(store, capsys):
     uri, ids = store
     assert _compare(uri, "run-a", ids["b"], "--json") == 0
     result = json.loads(capsys.readouterr().out)
-    assert result["config_diff"] == {"lora.rank": ["8", "16"]}
+    assert result["config_diff"] == {"lora.rank": ["8", "16"]}  # train.name differs too: bookkeeping, left out
     civet = result["sets"]["civet"]
-    assert civet["rows"] == 100 and civet["identity"] == "parquet:abc"
+    assert civet["rows"] == 100 and civet["identity"] == "parquet:abc" and civet["identity_unknown"] == []
     assert [r["acc"] for r in civet["runs"]] == [0.6, 0.8]
     assert civet["runs"][0]["ci_low"] < 0.6 < civet["runs"][0]["ci_high"]
     cmp = civet["vs_first"][0]
