@@ -206,3 +206,23 @@ def test_tiny_loop_resumed_after_a_fault_matches_an_uninterrupted_run(tmp_path, 
     fresh = Recorder()  # the same data from epoch 2 on, without the checkpoint's weights: other losses
     run_tiny(cfg, train, val, [fresh], state=TrainState(epoch=1, step=3))
     assert fresh.reports[0]["train/loss"] != pytest.approx(rest.reports[0]["train/loss"], rel=1e-3)
+
+
+def test_a_checkpoint_of_another_base_is_refused_on_resume(tmp_path, tiny):
+    """A run name reused with another model config: load_state_dict(strict=False) would take it silently."""
+    from raysweep.errors import UserError
+    from raysweep.training.engine import WorkerTrainer
+    from tests.test_training_engine import tiny_cfg
+
+    cfg, train, val = tiny
+    one = Recorder()
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run_tiny(cfg, train, val, [one, FailOnce(str(tmp_path / "marker"), "on_epoch_end", epoch=1)])
+    kept = tmp_path / "epoch-001"
+    for name, data in one.checkpoints[0].items():
+        (kept / name).parent.mkdir(parents=True, exist_ok=True)
+        (kept / name).write_bytes(data)
+    other = WorkerTrainer(tiny_cfg("train.epochs=3", "train.patience=0", "model.seed=3"))
+    with pytest.raises(UserError, match="model.seed=0 but the base is model.seed=3"):
+        other.load(kept)
+    assert WorkerTrainer(cfg).load(kept).epoch == 1

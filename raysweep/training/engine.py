@@ -209,8 +209,17 @@ class WorkerTrainer:
         return deepspeed.zero.GatheredParameters(params, modifier_rank=None)
 
     def load(self, directory: Path) -> TrainState:
-        """Restore what :meth:`save` wrote; returns the TrainState to continue from."""
+        """Restore what :meth:`save` wrote; returns the TrainState to continue from.
+
+        Raises:
+            UserError: the checkpoint was written for another base model (its adapter's identity
+                differs), e.g. a run name reused with another model config.
+        """
+        from raysweep.models._adapter_identity import check_identity
+
         directory = Path(directory)
+        if (directory / "adapter").is_dir():
+            check_identity(self.built, directory / "adapter")  # load_state_dict(strict=False) would not notice
         if self.strategy == "deepspeed":
             self.engine.load_checkpoint(str(directory / "deepspeed"), tag="state", load_module_strict=False)
         else:
