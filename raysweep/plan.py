@@ -342,7 +342,7 @@ def suggestions(cfg, plan: Plan, gpu_memory_gib: float) -> list[str]:
     for text, changed in tries:
         total = plan_trial(changed, plan.gpus).memory_gib["total"]
         if total < plan.memory_gib["total"]:
-            out.append(f"{text}: {total:.1f} GiB")
+            out.append(f"{text}: {total:.1f} GiB{' (fits)' if total <= gpu_memory_gib else ''}")
     return out
 
 

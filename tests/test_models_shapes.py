@@ -162,9 +162,11 @@ def test_a_training_step_at_real_widths_fp32(built):
 def test_a_training_step_at_real_widths_bf16(name):
     cfg = shape_cfg(name, dtype="bfloat16")
     built = build_model(cfg.model, dataclasses.replace(cfg.lora, rank=8))
-    assert next(built.model.parameters()).dtype == torch.bfloat16
+    frozen = {p.dtype for p in built.model.parameters() if not p.requires_grad}
+    assert frozen == {torch.bfloat16}
     grads = training_step(built)
-    assert all(g.dtype == torch.bfloat16 for g in grads.values())
+    # peft keeps the adapter itself in fp32 on a bf16 base (autocast_adapter_dtype), so its grads are fp32
+    assert {g.dtype for g in grads.values()} == {torch.float32}
 
 
 @pytest.mark.integration
@@ -192,13 +194,15 @@ def test_choice_with_real_multi_token_answers_equals_full_sequence_scoring(built
     _, suffixes = family.candidates(built)
     assert len({len(s) for s in suffixes}) > 1  # answers of different lengths
     cached = family.predict_choice(built, rows[:1])
-    batch = family.collate(built, [dict(rows[0], answer=a) for a in built.answer_names], train=True)
+    # three answers keep it lean: 1 and 2 tokens, two of them sharing their first token (center / center left)
+    picked = [built.answer_names.index(a) for a in ("top left", "center left", "center")]
+    batch = family.collate(built, [dict(rows[0], answer=built.answer_names[i]) for i in picked], train=True)
     with torch.no_grad():
         logits = built.model(**{k: v for k, v in batch.items() if k != "labels"}).logits
     logp = torch.log_softmax(logits[:, :-1].float(), -1)
     target = batch["labels"][:, 1:]
     full = (logp.gather(-1, target.clamp(min=0)[..., None])[..., 0] * (target != -100)).sum(1)
-    diff = torch.tensor(cached[0].scores) - full  # equal up to the shared prefix token(s)
+    diff = torch.tensor(cached[0].scores)[picked] - full  # equal up to the shared prefix token(s)
     assert torch.allclose(diff, diff[0].expand_as(diff), atol=2e-3), diff
 
 

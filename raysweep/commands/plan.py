@@ -74,5 +74,5 @@ def format_plan(report: dict) -> str:
     lines.append("GiB per Train worker (total includes 1 GiB CUDA context and fragmentation); seq = tokens of one example, img = its image tokens")
     for t in report["trials"]:
         lines.append(f"  {t['family']}: params from {t['params_source']}; image tokens {t['image_tokens_source']}")
-        lines += [f"    would fit with {s}" for s in t["suggestions"]]
+        lines += [f"    try {s}" for s in t["suggestions"]]
     return "\n".join(lines)

@@ -179,10 +179,13 @@ def build_shape(family, model_cfg, device, dtype):
     arch = architecture(model_cfg.checkpoint)
     if arch["family"] != family.name:
         raise UserError(f"model.checkpoint {model_cfg.checkpoint!r} is a {arch['family']} architecture but model.family is {family.name}; set model.family={arch['family']}")
+    processor, tokenizer = _PROCESSORS[family.name](model_cfg)
     config = architecture_config(model_cfg.checkpoint, SHAPE_DEPTH[family.name], tie=family.name != "clip")
+    if family.name == "llava-next":  # the stand-in tokenizer's <image> and <pad> ids (the real ones are 32000, 32001)
+        config.image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+        config.text_config.pad_token_id = tokenizer.pad_token_id
     model = _model_class(family.name)._from_config(config, dtype=dtype)
     model.eval()
-    processor, tokenizer = _PROCESSORS[family.name](model_cfg)
     if family.name != "clip":
         model.generation_config.pad_token_id = tokenizer.pad_token_id
         model.generation_config.eos_token_id = tokenizer.eos_token_id

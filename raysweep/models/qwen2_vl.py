@@ -86,12 +86,27 @@ class Qwen2VL(ChatVLMFamily):
         return None  # M-RoPE positions come from the model's get_rope_index
 
     def continuation_positions(self, built, batch, out, length, repeat):
+        """M-RoPE positions after each prompt: one past the largest position of the row's prompt tokens.
+
+        Read from the model's own ``get_rope_index`` rather than from ``rope_deltas``: transformers 5
+        measures the deltas from each row's unpadded length, 4.x from the padded one, so ``padded
+        length + delta`` put every left-padded row's continuation ``pad`` positions too far (found on
+        the real-shape model: a batch scored differently from its rows one at a time).
+        """
+        import inspect
+
         import torch
 
         inner = built.model.get_base_model() if built.lora else built.model
-        deltas = inner.model.rope_deltas  # (n, 1): last text position = padded length - 1 + delta
-        start = batch["input_ids"].shape[1] + deltas
-        pos = start + torch.arange(length, device=deltas.device)[None]
+        rope_index = inner.model.get_rope_index
+        accepted = inspect.signature(rope_index).parameters
+        kwargs = {k: batch[k] for k in ("image_grid_thw", "video_grid_thw", "attention_mask", "mm_token_type_ids") if k in accepted and k in batch}
+        ids = batch["input_ids"]
+        if "mm_token_type_ids" in kwargs and kwargs["mm_token_type_ids"].shape[1] < ids.shape[1]:  # a shared answer prefix appended
+            kwargs["mm_token_type_ids"] = torch.nn.functional.pad(kwargs["mm_token_type_ids"], (0, ids.shape[1] - kwargs["mm_token_type_ids"].shape[1]))
+        positions, _ = rope_index(ids, **kwargs)
+        start = positions.amax(dim=(0, 2))[:, None].to(ids.device) + 1
+        pos = start + torch.arange(length, device=ids.device)[None]
         return pos.repeat_interleave(repeat, dim=0)[None].expand(3, -1, -1)
 
     def build_pretrained(self, model_cfg, device, dtype) -> Built:
