@@ -217,3 +217,14 @@ def test_the_coco_relative_builder_refuses_what_cannot_be_balanced(tmp_path, cap
     assert rc == 2 and len(err.splitlines()) == 1 and "no balanced pairs left (no pair says 'above'" in err
     rc = main(["coco", "--task", "relative_positon", "--annotations", str(ann), "--images", str(folder), "--out", str(tmp_path / "o"), "--quiet"])
     assert rc == 2 and "Did you mean 'relative_position'?" in capsys.readouterr().err
+
+
+def test_the_tiny_relative_training_config_trains_on_relative_and_tests_on_the_held_out_split():
+    from raysweep.preflight import check_run_inputs
+    from raysweep.tasks import training_task
+
+    cfg = load_config(str(REPO / "configs/train-tiny-relative.yaml"))
+    assert training_task(cfg.data).name == "relative_position" and cfg.data.split == "train"
+    test_sets = [s for s in cfg.train.eval_sets if s.config == "configs/data/relative_test.yaml"]
+    assert len(test_sets) == 1 and task_for(load_config(str(REPO / test_sets[0].config)).data).name == "relative_position"
+    assert check_run_inputs(cfg) == []  # the pre-flight (LoRA targets against the tiny model's modules included) passes
