@@ -152,3 +152,12 @@ def test_inspect_the_real_shape_qwen2_vl(capsys):
     assert report["image_token_count"] == 144
     assert report["labelled_text"] == report["answer"] + "<|im_end|>"
     assert report["prompt_text"].endswith("<|im_start|>assistant\n")
+
+
+def test_train_preflight_runs_the_estimate(tmp_path):
+    from raysweep.preflight import check_run_inputs
+
+    common = ["train.use_gpu=true", f"train.storage_path={tmp_path}/runs", f"mlflow.tracking_uri=sqlite:///{tmp_path}/mlflow.db"]
+    with pytest.raises(UserError, match=r"llava-next \(tiny\): estimated .* exceeds the GPU's 0.01 GiB by more than 10%"):
+        check_run_inputs(load_config("configs/train-tiny.yaml", [*common, "train.gpu_memory_gib=0.01"]))
+    assert not any("GiB" in n for n in check_run_inputs(load_config("configs/train-tiny.yaml", [*common, "train.gpu_memory_gib=80"])))

@@ -45,7 +45,7 @@ _LLAVA_PINPOINTS = [[336, 672], [672, 336], [672, 672], [1008, 336], [336, 1008]
 ARCHITECTURES = {
     "Qwen/Qwen2-VL-7B-Instruct": dict(
         family="qwen2-vl",
-        source="huggingface.co/Qwen/Qwen2-VL-7B-Instruct config.json (vision: Qwen2-VL paper / modeling defaults, depth 32, embed 1280)",
+        source="huggingface.co/Qwen/Qwen2-VL-7B-Instruct config.json (its vision_config leaves depth 32, embed 1280, 16 heads to the Qwen2VLVisionConfig defaults)",
         published_params=8.29e9,
         text=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
                   num_key_value_heads=4, rms_norm_eps=1e-6, max_position_embeddings=32768, tie_word_embeddings=False,
