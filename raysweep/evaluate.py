@@ -150,6 +150,7 @@ def format_table(result: dict, task) -> str:
     """A plain-text summary: headline numbers, the task's bias index, and accuracy and prediction
     share per class (as the grid when the classes form one)."""
     bias = "  ".join(f"{k.replace('_', ' ')} {result[k]:.1%}" for k in task.bias([], []) if k in result)
+    bias += "".join(f"  {k.replace('_', ' ')} {v:.1%}" for k, v in result.items() if k.endswith("_baseline"))
     lines = [
         f"mode {result['mode']}  n={result['n']}  acc {result['acc']:.1%} "
         f"[{result['acc_ci_low']:.1%}, {result['acc_ci_high']:.1%}]  macro {result['macro_acc']:.1%}  "

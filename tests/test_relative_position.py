@@ -228,3 +228,17 @@ def test_the_tiny_relative_training_config_trains_on_relative_and_tests_on_the_h
     test_sets = [s for s in cfg.train.eval_sets if s.config == "configs/data/relative_test.yaml"]
     assert len(test_sets) == 1 and task_for(load_config(str(REPO / test_sets[0].config)).data).name == "relative_position"
     assert check_run_inputs(cfg) == []  # the pre-flight (LoRA targets against the tiny model's modules included) passes
+
+
+def test_the_eval_table_shows_the_bias_index_and_the_baseline_next_to_the_accuracy():
+    from raysweep import metrics
+    from raysweep.evaluate import format_table
+
+    task = task_from_config({"task": "relative_position"})
+    rows = [{"cell_row": 0, "cell_col": 0, "label": L}, {"cell_row": 4, "cell_col": 4, "label": R},
+            {"cell_row": 4, "cell_col": 4, "label": A}, {"cell_row": 4, "cell_col": 4, "label": B}]  # fmt: skip
+    result = metrics.summary([L, R, A, B], [L, R, B, A], task) | task.baselines(rows) | {"mode": "choice", "rows_per_s": 1.0}
+    text = format_table(result, task)
+    assert "acc 50.0%" in text and "mirror rate 50.0%" in text  # above and below swapped
+    assert f"target cell baseline {(0.5 + 3 * 0.25) / 4:.1%}" in text
+    assert "left 100.0%  right 100.0%  above 0.0%  below 0.0%" in text

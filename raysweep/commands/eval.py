@@ -54,7 +54,7 @@ def run(args) -> int:
         result = evaluate_rows(built, rows, mode, cfg.eval.batch_size, cfg.eval.max_new_tokens, cfg.eval.leniency)
         write_report(result, out, title=cfg.model.family, task=task)
         print(format_table(result, task))
-        print(f"wrote {out}/metrics.json and heatmaps")
+        print(f"wrote {out}/metrics.json and figures")
         results[mode] = result
     if len(results) == 2:
         a, b = ([p["pred"] for p in results[m]["predictions"]] for m in modes)
