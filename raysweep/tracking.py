@@ -85,17 +85,20 @@ class RunLogger:
         return cls(uri, run.info.run_id)
 
     @classmethod
-    def find(cls, uri: str, experiment: str, tag: str, value: str) -> RunLogger | None:
-        """The run of ``experiment`` tagged ``tag=value`` (set back to RUNNING), or None."""
+    def lookup(cls, uri: str, experiment: str, tag: str, value: str) -> RunLogger | None:
+        """The run of ``experiment`` tagged ``tag=value``, or None (its status untouched)."""
         client = _client(uri)
         exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            return None
-        runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=1)
-        if not runs:
-            return None
-        client.update_run(runs[0].info.run_id, status="RUNNING")
-        return cls(uri, runs[0].info.run_id)
+        runs = client.search_runs([exp.experiment_id], filter_string=f"tags.`{tag}` = '{value}'", max_results=1) if exp else []
+        return cls(uri, runs[0].info.run_id) if runs else None
+
+    @classmethod
+    def find(cls, uri: str, experiment: str, tag: str, value: str) -> RunLogger | None:
+        """The run of ``experiment`` tagged ``tag=value`` (set back to RUNNING), or None."""
+        found = cls.lookup(uri, experiment, tag, value)
+        if found is not None:
+            found.client.update_run(found.run_id, status="RUNNING")
+        return found
 
     def log_params(self, params: dict) -> None:
         from mlflow.entities import Param

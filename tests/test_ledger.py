@@ -32,7 +32,7 @@ def test_states_from_events(tmp_path):
     ledger.record("a", "started")
     ledger.record("a", "completed")
     ledger.record("b", "started")
-    ledger.record("b", "stopped_early", epoch=1)
+    ledger.record("b", "stopped_early", epoch=1, metrics={"val/acc": 0.05, "epoch": 1})  # before its epoch event
     ledger.record("b", "started")  # a resume started it again: a scheduler stop is final
     ledger.record("b", "errored", error="killed")
     ledger.record("c", "started")
@@ -40,7 +40,7 @@ def test_states_from_events(tmp_path):
     ledger.record("c", "started")  # --resume re-runs errored trials
     states = ledger.states()
     assert states["a"].status == "completed" and sorted(states["a"].epochs) == [1, 2] and states["a"].last_metrics == {"val/acc": 0.2}
-    assert states["b"].status == "stopped_early"
+    assert states["b"].status == "stopped_early" and states["b"].last_metrics == {"val/acc": 0.05, "epoch": 1}
     assert states["c"].status == "running" and states["c"].attempts == 2
     assert ledger.state("nobody").status == "pending"
 

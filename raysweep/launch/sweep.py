@@ -7,8 +7,8 @@ gets a parent run per sweep and a child per trial; at the end the summary (best 
 is printed and logged, and the best adapter of each group is registered.
 
 Every trial's state transitions go to raysweep's ledger (:mod:`raysweep.sweep.ledger`): the trial
-records ``started``/``trained``/``completed``/``errored``, the driver records each epoch's result and
-the scheduler's stops as ASHA decides them. Summaries, the exit status and ``--resume`` read the
+records ``started``/``trained``/``completed``/``errored``, its Train worker (rank 0) each epoch when
+the epoch's checkpoint is reported, the driver the scheduler's stops as ASHA decides them. Summaries, the exit status and ``--resume`` read the
 ledger, not Tune's trial statuses.
 """
 
@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from ray import tune
+from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 
 from raysweep import storage
@@ -52,8 +53,6 @@ def trial_fn(config: dict) -> None:
     A trial the ledger already holds as completed or stopped by the scheduler (a resume after the
     driver died) only repeats its last result to Tune and returns: nothing is trained again.
     """
-    from ray.tune.integration.ray_train import TuneReportCallback
-
     from raysweep.errors import find_user_error
     from raysweep.launch.train import run_training
 
@@ -71,22 +70,39 @@ def trial_fn(config: dict) -> None:
     tags = {"raysweep.role": "trial", "raysweep.sweep": config["sweep"], "raysweep.trial_id": trial_id,
             "raysweep.trial_status": "running", **config.get("provenance", {}),
             **{f"raysweep.space.{k}": str(v) for k, v in config["values"].items()}}  # fmt: skip
+    reporter = CountingReport()
     try:
-        outcome = run_training(cfg, parent_run_id=config["parent_run_id"], callbacks=[TuneReportCallback()], tags=tags,
+        outcome = run_training(cfg, parent_run_id=config["parent_run_id"], callbacks=[reporter], tags=tags,
                                register=False, quiet=True, reuse_tag=("raysweep.trial_id", trial_id),
-                               loop_callbacks=config.get("loop_callbacks"), on_trained=lambda: ledger.record(trial_id, "trained"))  # fmt: skip
+                               loop_callbacks=config.get("loop_callbacks"), on_trained=lambda: ledger.record(trial_id, "trained"),
+                               ledger={"location": config["ledger"], "trial_id": trial_id, "callbacks": config.get("callbacks", [])})  # fmt: skip
     except Exception as err:
         user = find_user_error(err)
         ledger.record(trial_id, "errored", error=str(user or err).strip().splitlines()[-1][:500] if str(user or err).strip() else type(err).__name__,
                       user_error=user is not None)  # fmt: skip
         raise
+    if not reporter.reported and state.last_metrics:
+        # Resumed after its last epoch (killed during the final evaluation): this attempt trained
+        # nothing, and Tune refuses a trial that ends without its metric in a result.
+        tune.report(state.last_metrics)
     ledger.record(trial_id, "completed", run_id=outcome.run_id)
     RunLogger(outcome.tracking_uri, outcome.run_id).set_tags({"raysweep.trial_status": "completed", "raysweep.status": "completed"})
 
 
+class CountingReport(TuneReportCallback):
+    """Ray's TuneReportCallback that also counts the reports of this attempt."""
+
+    reported = 0
+
+    def after_report(self, *args, **kwargs):
+        self.reported += 1
+        return super().after_report(*args, **kwargs)
+
+
 def _epoch_metrics(result: dict) -> dict:
-    """The training metrics of a Tune result (``train/...``, ``val/...``, ``epoch``), not Tune's bookkeeping."""
-    return {k: v for k, v in result.items() if ("/" in k or k == "epoch") and isinstance(v, (int, float))}
+    """The training loop's metrics in a Tune result (``train/...``, ``val/...``, epoch bookkeeping), not Tune's own."""
+    keep = ("epoch", "best_epoch", "early_stopped")
+    return {k: v for k, v in result.items() if ("/" in k or k in keep) and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 class LedgerASHA(ASHAScheduler):
@@ -104,14 +120,10 @@ class LedgerASHA(ASHAScheduler):
 
 
 class LedgerCallback(tune.Callback):
-    """The driver's side of the ledger: each epoch result that reached Tune, and trials that died unrecorded."""
+    """The driver's side of the ledger: trials whose process died before it could record why."""
 
     def __init__(self, ledger: str, callbacks: list[str]):
         self._ledger_config = {"ledger": ledger, "callbacks": list(callbacks)}
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "epoch" in result:
-            _ledger(self._ledger_config).record(trial.trial_id, "epoch", epoch=int(result["epoch"]), metrics=_epoch_metrics(result))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         ledger = _ledger(self._ledger_config)

@@ -41,16 +41,25 @@ def quiet_library_warnings() -> None:
 
 
 class RayTrainReport(LoopCallback):
-    """The loop's reports on a Ray Train worker: MLflow (rank 0) and ``ray.train.report`` with the checkpoint."""
+    """The loop's reports on a Ray Train worker: MLflow and the sweep's ledger (rank 0), then
+    ``ray.train.report`` with the checkpoint.
 
-    def __init__(self, logger: RunLogger | None):
-        self.logger = logger
+    Each epoch is logged once whatever restarts happen (a worker group restarted from an older
+    checkpoint reports an epoch again), and nothing is logged for a trial the ledger holds as
+    stopped or completed (an orphaned worker of a stopped trial goes on for a moment).
+    """
+
+    def __init__(self, logger: RunLogger | None, ledger=None, trial_id: str = ""):
+        self.logger, self.ledger, self.trial_id = logger, ledger, trial_id
 
     def report(self, ctx, metrics: dict, checkpoint: Path | None) -> None:
-        if self.logger and ctx.rank == 0 and not self.logger.has_step("train/loss", ctx.epoch):
-            # Once per epoch whatever restarts happen: a worker group restarted from an older
-            # checkpoint, or an orphaned worker of a killed trial, may report an epoch again.
-            self.logger.log_metrics(metrics, step=ctx.epoch)
+        if ctx.rank == 0 and self.logger:
+            if self.ledger is None or self.ledger.state(self.trial_id).status not in ("stopped_early", "completed"):
+                if self.ledger is not None:
+                    numbers = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                    self.ledger.record(self.trial_id, "epoch", epoch=ctx.epoch, metrics=numbers)
+                if not self.logger.has_step("train/loss", ctx.epoch):
+                    self.logger.log_metrics(metrics, step=ctx.epoch)
         kept = Checkpoint.from_directory(str(checkpoint)) if checkpoint else None
         ray.train.report(metrics, checkpoint=kept, checkpoint_dir_name=f"epoch-{ctx.epoch:03d}" if kept else None)
 
@@ -96,7 +105,12 @@ def train_loop_per_worker(config: dict) -> None:
         return (trainer.prepare(train_src.rows(p)) for p in positions)
 
     callbacks = [ConsoleProgress(micro_steps, cfg.train.batch_size, cfg.train.log_every)] if rank == 0 else []
-    callbacks += [RayTrainReport(logger), *(load_callback(path, kwargs) for path, kwargs in config.get("loop_callbacks", []))]
+    ledger = None
+    if config.get("ledger"):
+        from raysweep.sweep.ledger import Ledger, load_listeners
+
+        ledger = Ledger(config["ledger"]["location"], load_listeners(config["ledger"]["callbacks"]))
+    callbacks += [RayTrainReport(logger, ledger, (config.get("ledger") or {}).get("trial_id", "")), *(load_callback(path, kwargs) for path, kwargs in config.get("loop_callbacks", []))]
     run_epochs(trainer, cfg.train, batches, lambda: trainer.validate(val_src, cfg.eval.batch_size), state, callbacks,
                rank=rank, world_size=world)  # fmt: skip
 
@@ -147,7 +161,8 @@ def init_ray() -> None:
 
 def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None = None, tags: dict | None = None,
                  register: bool | None = None, quiet: bool = False, reuse_tag: tuple[str, str] | None = None,
-                 loop_callbacks: list[tuple[str, dict]] | None = None, on_trained=None) -> TrainingOutcome:  # fmt: skip
+                 loop_callbacks: list[tuple[str, dict]] | None = None, on_trained=None,
+                 ledger: dict | None = None) -> TrainingOutcome:  # fmt: skip
     """Fine-tune ``cfg`` on Ray Train, evaluate base vs fine-tuned, log it all to MLflow.
 
     ``reuse_tag=(key, value)`` continues the MLflow run carrying that tag (a restarted sweep trial)
@@ -155,6 +170,8 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
     ``callbacks`` are Ray Train's (the driver's); ``loop_callbacks`` are ``("module:Class", kwargs)``
     pairs that every worker builds and hands to the training loop (tests inject faults this way).
     ``on_trained()`` is called when training has ended, before the final evaluation.
+    ``ledger``: ``{"location", "trial_id", "callbacks"}`` of a sweep trial: rank 0 records each epoch
+    there and logs nothing for a trial the ledger holds as stopped or completed.
     """
     import yaml
 
@@ -178,7 +195,7 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
         datasets = {"train": ray.data.range(len(train_val_sources(cfg)[0]))}
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id, "resumed": resumed,
+        train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id, "resumed": resumed, "ledger": ledger,
                            "loop_callbacks": list(loop_callbacks or [])},
         datasets=datasets,
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,

@@ -9,7 +9,7 @@ small object per event, written once and never rewritten, so object stores witho
 
 =================  ==================================================================================
 ``started``        a trial process began (again, after a restart or a resume)
-``epoch``          an epoch's result reached the driver (``epoch``, ``metrics``); duplicates collapse
+``epoch``          an epoch was reported with its checkpoint (``epoch``, ``metrics``); duplicates collapse
 ``stopped_early``  the scheduler (ASHA) decided to stop the trial (with the epoch's result it judged);
                    it stays stopped on resume
 ``trained``        training ended, the final evaluation begins
@@ -116,9 +116,11 @@ def derive_state(trial_id: str, events: list[dict]) -> TrialState:
     state = TrialState(trial_id)
     for e in events:
         kind, data = e["event"], e.get("data", {})
-        if kind == "epoch" or (kind == "stopped_early" and data.get("metrics")):
-            state.epochs.setdefault(int(data["epoch"]), data.get("metrics", {}))
-        elif kind == "registered":
+        if kind in ("epoch", "stopped_early") and data.get("metrics"):  # a stop carries the result it judged
+            state.epochs.setdefault(int(data["epoch"]), data["metrics"])
+        if kind == "epoch":
+            continue
+        if kind == "registered":
             state.registered.append(data)
         elif state.status == "stopped_early":
             continue
