@@ -43,16 +43,16 @@ def sync(device):
 def build(name, model_cfg, full_depth: bool, device, dtype):
     """The family's real-shape model (full depth: every published layer), with its LoRA adapter."""
     from raysweep.models import get_family
-    from raysweep.models._shapes import _PROCESSORS, SHAPE_DEPTH, _model_class, architecture_config
+    from raysweep.models._shapes import _PROCESSORS, SHAPE_DEPTH, _model_class, config_for_tokenizer
     from raysweep.models.base import Built
     from raysweep.tasks import default_task
 
     family = get_family(name)
-    config = architecture_config(model_cfg.checkpoint, None if full_depth else SHAPE_DEPTH[name], tie=not full_depth and name != "clip")
+    processor, tok = _PROCESSORS[name](model_cfg)
+    config = config_for_tokenizer(model_cfg.checkpoint, tok, None if full_depth else SHAPE_DEPTH[name], tie=not full_depth and name != "clip")
     torch.manual_seed(0)
     with torch.device(device):
         model = _model_class(name)._from_config(config, dtype=dtype)
-    processor, tok = _PROCESSORS[name](model_cfg)
     if name != "clip":
         model.generation_config.pad_token_id, model.generation_config.eos_token_id = tok.pad_token_id, tok.eos_token_id
     built = Built(model.eval(), processor, tok, name, model_cfg, device, task=default_task())

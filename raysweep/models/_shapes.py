@@ -157,6 +157,16 @@ def architecture_config(checkpoint: str, depth: tuple[int, int] | None = None, t
     return CLIPConfig(text_config=text, vision_config=vision, **arch["ids"])
 
 
+def config_for_tokenizer(checkpoint: str, tokenizer, depth: tuple[int, int] | None, tie: bool):
+    """:func:`architecture_config` with the ids of the tokenizer it runs with: LLaVA-NeXT's stand-in puts
+    ``<image>`` and ``<pad>`` elsewhere than Vicuna's 32000 and 32001 (same widths, other ids)."""
+    config = architecture_config(checkpoint, depth, tie)
+    if architecture(checkpoint)["family"] == "llava-next":
+        config.image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+        config.text_config.pad_token_id = tokenizer.pad_token_id
+    return config
+
+
 def count_published_params(checkpoint: str) -> int:
     """Parameters of the full-depth published architecture, counted on the ``meta`` device (no memory)."""
     config = architecture_config(checkpoint)
@@ -180,10 +190,7 @@ def build_shape(family, model_cfg, device, dtype):
     if arch["family"] != family.name:
         raise UserError(f"model.checkpoint {model_cfg.checkpoint!r} is a {arch['family']} architecture but model.family is {family.name}; set model.family={arch['family']}")
     processor, tokenizer = _PROCESSORS[family.name](model_cfg)
-    config = architecture_config(model_cfg.checkpoint, SHAPE_DEPTH[family.name], tie=family.name != "clip")
-    if family.name == "llava-next":  # the stand-in tokenizer's <image> and <pad> ids (the real ones are 32000, 32001)
-        config.image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-        config.text_config.pad_token_id = tokenizer.pad_token_id
+    config = config_for_tokenizer(model_cfg.checkpoint, tokenizer, SHAPE_DEPTH[family.name], tie=family.name != "clip")
     model = _model_class(family.name)._from_config(config, dtype=dtype)
     model.eval()
     if family.name != "clip":
