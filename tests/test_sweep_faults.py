@@ -26,7 +26,8 @@ os.environ["RAYSWEEP_TEST_KILL_PID"] = str(os.getpid())
 import raysweep.launch.sweep as launch
 if os.environ.get("RAYSWEEP_TEST_LOOP_MARKER"):
     fault = ("tests.loop_faults:FailOnce", {"marker": os.environ["RAYSWEEP_TEST_LOOP_MARKER"], "moment": "on_step_end",
-                                           "epoch": 2, "step": 3, "pid": os.getpid()})
+                                           "epoch": 2, "step": 3, "pid": os.getpid(),
+                                           "signal_name": os.environ.get("RAYSWEEP_TEST_LOOP_SIGNAL", "SIGKILL")})
     launch.run_sweep = functools.partial(launch.run_sweep, loop_callbacks=[fault])
 from raysweep.cli import main
 sys.exit(main(sys.argv[1:]))
@@ -109,3 +110,24 @@ def test_driver_killed_at_each_moment_then_resumed(tmp_path):
     assert m["trial_epochs"] == sum(len(s.epochs) for s in states.values())
     versions = client.search_model_versions("name = 'faults-model'")
     assert len(versions) == 1, "the group's adapter was registered twice (or not at all)"
+
+
+def test_ctrl_c_mid_epoch_exits_130_and_resume_finishes(tmp_path):
+    """SIGINT while a trial trains (fifo): Ray reports the trial TERMINATED, the ledger knows better."""
+    from raysweep.sweep.ledger import Ledger
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAYSWEEP_TEST_LOOP_MARKER": str(tmp_path / "interrupted"),
+           "RAYSWEEP_TEST_LOOP_SIGNAL": "SIGINT"}  # fmt: skip
+    env.pop("RAY_ADDRESS", None)
+    args = [a for a in _sweep_args(tmp_path) if not a.startswith("sweep.callbacks")] + ["sweep.scheduler=fifo"]
+    first = subprocess.run([sys.executable, "-c", _DRIVER, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    out = first.stdout + first.stderr
+    assert first.returncode == 130, "\n".join(line[:300] for line in out.splitlines()[-40:])
+    assert "interrupted" in out and "--resume" in out and "### Sweep" not in out  # no half summary
+    states = Ledger(str(tmp_path / "sweeps" / "faults" / "ledger")).states()
+    assert "completed" not in {s.status for s in states.values()}
+    resumed = subprocess.run([sys.executable, "-m", "raysweep.cli", *args, "--resume"], cwd=REPO, env=env,
+                             capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-2000:]
+    states = Ledger(str(tmp_path / "sweeps" / "faults" / "ledger")).states()
+    assert sorted(s.status for s in states.values()) == ["completed", "completed"]
