@@ -161,3 +161,12 @@ def test_train_preflight_runs_the_estimate(tmp_path):
     with pytest.raises(UserError, match=r"llava-next \(tiny\): estimated .* exceeds the GPU's 0.01 GiB by more than 10%"):
         check_run_inputs(load_config("configs/train-tiny.yaml", [*common, "train.gpu_memory_gib=0.01"]))
     assert not any("GiB" in n for n in check_run_inputs(load_config("configs/train-tiny.yaml", [*common, "train.gpu_memory_gib=80"])))
+
+
+def test_the_trainer_turns_gradient_checkpointing_on():
+    from raysweep.training.engine import WorkerTrainer
+
+    cfg = load_config("configs/train-tiny.yaml", ["train.gradient_checkpointing=true", "train.num_workers=1"])
+    trainer = WorkerTrainer(cfg, distributed=False)
+    assert trainer.built.model.get_base_model().is_activation_checkpointing
+    assert not WorkerTrainer(load_config("configs/train-tiny.yaml", ["train.num_workers=1"]), distributed=False).built.model.get_base_model().is_activation_checkpointing
