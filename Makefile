@@ -8,7 +8,7 @@ STAMP := $(VENV)/.raysweep-installed
 TORCH_CPU ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-integration quickstart clean
+.PHONY: setup test test-integration test-heavy quickstart clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,8 +26,14 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
+# The integration tests CI runs; the real-shape model tests (marker heavy) run with test-heavy.
+INTEGRATION_MARK ?= integration and not heavy
+
 test-integration: $(STAMP)
-	$(BIN)/python -m pytest -q -m integration $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -m "$(INTEGRATION_MARK)" $(PYTEST_ARGS)
+
+test-heavy: $(STAMP)
+	$(BIN)/python -m pytest -q -m heavy $(PYTEST_ARGS)
 
 TINYCOCO ?= ../shared/data/tinycoco
 QUICKSTART_ARGS ?=

@@ -151,6 +151,7 @@ def training_step(built):
 
 
 @pytest.mark.integration
+@pytest.mark.heavy
 def test_a_training_step_at_real_widths_fp32(built):
     grads = training_step(built)
     assert all(g.dtype == torch.float32 for g in grads.values())
@@ -158,6 +159,7 @@ def test_a_training_step_at_real_widths_fp32(built):
 
 
 @pytest.mark.integration
+@pytest.mark.heavy
 @pytest.mark.parametrize("name", SHAPES)
 def test_a_training_step_at_real_widths_bf16(name):
     cfg = shape_cfg(name, dtype="bfloat16")
@@ -170,6 +172,7 @@ def test_a_training_step_at_real_widths_bf16(name):
 
 
 @pytest.mark.integration
+@pytest.mark.heavy
 def test_label_mask_is_the_answer_and_the_end_token_under_the_real_template(built, rows):
     if built.family == "clip":
         pytest.skip("CLIP has no template: its labels are area indices")
@@ -187,6 +190,7 @@ def test_label_mask_is_the_answer_and_the_end_token_under_the_real_template(buil
 
 
 @pytest.mark.integration
+@pytest.mark.heavy
 def test_choice_with_real_multi_token_answers_equals_full_sequence_scoring(built, rows):
     if built.family == "clip":
         pytest.skip("CLIP scores image-text matches, not sequences")
@@ -207,6 +211,7 @@ def test_choice_with_real_multi_token_answers_equals_full_sequence_scoring(built
 
 
 @pytest.mark.integration
+@pytest.mark.heavy
 def test_left_padded_batch_equals_one_row_at_a_time(built, rows):
     family = get_family(built.family)
     mixed = [rows[0], dict(rows[1], prompt="Where is it?")]  # prompts of different lengths: padding
@@ -216,6 +221,7 @@ def test_left_padded_batch_equals_one_row_at_a_time(built, rows):
 
 
 @pytest.mark.integration
+@pytest.mark.heavy
 def test_adapter_round_trip_at_real_widths(built, rows, tmp_path):
     family = get_family(built.family)
     with torch.no_grad():
