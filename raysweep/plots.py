@@ -127,6 +127,7 @@ def probe_lines(curves: dict[str, list[float]], chance: float, title: str, path:
     for name, values in curves.items():
         ax.plot(range(len(values)), values, marker="o", label=name)
     ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label="chance")
+    ax.set_xticks(range(max(len(v) for v in curves.values())))
     ax.set_xlabel("layer (0 = embeddings)")
     ax.set_ylabel("held-out probe accuracy")
     ax.set_ylim(0, 1.02)
