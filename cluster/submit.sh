@@ -15,6 +15,8 @@ environment:
   RAY_ADDRESS           required: the Ray dashboard / job server address
   MLFLOW_TRACKING_URI   optional: replaces the placeholder tracking URI of cluster/runtime_env.yaml
   RAY_JOB_ARGS          optional: extra `ray job submit` flags, e.g. "--no-wait --submission-id paper-models"
+  RAYSWEEP_RUNTIME_ENV  optional: another runtime env file than cluster/runtime_env.yaml (e.g. an image
+                        with the packages baked in needs no pip list)
 
 example:
   RAY_ADDRESS=http://127.0.0.1:8265 MLFLOW_TRACKING_URI=http://mlflow:5000 \
@@ -49,7 +51,9 @@ if [[ "$config_abs" != "$repo"/* ]]; then
 fi
 config_rel="${config_abs#"$repo"/}"
 
-runtime_env="cluster/runtime_env.yaml"
+runtime_env="${RAYSWEEP_RUNTIME_ENV:-cluster/runtime_env.yaml}"
+[[ -f "$runtime_env" || -f "$repo/$runtime_env" ]] || { echo "submit.sh: error: runtime env $runtime_env not found" >&2; exit 2; }
+[[ -f "$runtime_env" ]] && runtime_env="$(cd "$(dirname "$runtime_env")" && pwd)/$(basename "$runtime_env")"
 cd "$repo"
 if [[ -n "${MLFLOW_TRACKING_URI:-}" ]]; then
     tmp_env="$(mktemp "${TMPDIR:-/tmp}/raysweep-runtime-env.XXXXXX.yaml")"
