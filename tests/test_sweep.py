@@ -108,7 +108,7 @@ SMALL = [
     "train.steps_per_epoch=15",
     "train.val_limit=18",
     "train.epochs=3",
-    "train.eval_sets=[{name: civet, config: configs/data/civet_test.yaml, limit: 18}]",
+    "train.eval_sets=[{name: civet, config: configs/data/civet_test.yaml, limit: 18}, {name: civet9, config: configs/data/civet_test.yaml, limit: 9}]",
     "sweep.space={train.lr: {grid: [1.0e-3, 1.0e-6, 1.0e-7]}}",
     "sweep.grace_period=1",
     "sweep.reduction_factor=2",
@@ -148,6 +148,10 @@ def test_small_asha_sweep_end_to_end(tmp_path, local_ray, capsys):
     stopped = [t for t in trials if t.data.tags["raysweep.trial_status"] == "stopped_early"]
     assert stopped and all(len(client.get_metric_history(t.info.run_id, "val/loss")) < 3 for t in stopped)
     assert parents[0].data.metrics["trials"] == 3 and parents[0].data.metrics["stopped_early"] == len(stopped)
+    # one base model, two eval sets: two base evaluations for the whole sweep, served to the trial from the cache
+    assert parents[0].data.metrics["sweep/base_evaluations"] == 2
+    assert by_lr["0.001"].data.tags["raysweep.base_from"].count("cache:") == 2
+    assert "base/civet9/acc" in by_lr["0.001"].data.metrics
     assert client.get_model_version_by_alias("raysweep-llava-next", "champion").run_id == by_lr["0.001"].info.run_id
 
     # --resume of a finished sweep repeats nothing

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import ray
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
@@ -29,6 +30,7 @@ from raysweep.launch.train import init_ray
 from raysweep.sweep.ledger import LEDGER_DIR, Ledger, load_listeners, sweep_exit_status
 from raysweep.sweep.space import check_space, trial_config, trial_count
 from raysweep.tracking import RunLogger, register_adapter, tracking_uri
+from raysweep.training.base_cache import CACHE_DIR, BaseCache
 
 STATE_FILE = "raysweep_sweep.json"
 # Tune uploads its experiment state (the trial list --resume restores) at most every sync_period
@@ -75,7 +77,8 @@ def trial_fn(config: dict) -> None:
         outcome = run_training(cfg, parent_run_id=config["parent_run_id"], callbacks=[reporter], tags=tags,
                                register=False, quiet=True, reuse_tag=("raysweep.trial_id", trial_id),
                                loop_callbacks=config.get("loop_callbacks"), on_trained=lambda: ledger.record(trial_id, "trained"),
-                               ledger={"location": config["ledger"], "trial_id": trial_id, "callbacks": config.get("callbacks", [])})  # fmt: skip
+                               ledger={"location": config["ledger"], "trial_id": trial_id, "callbacks": config.get("callbacks", [])},
+                               base_cache=config.get("base_cache"))  # fmt: skip
     except Exception as err:
         user = find_user_error(err)
         ledger.record(trial_id, "errored", error=str(user or err).strip().splitlines()[-1][:500] if str(user or err).strip() else type(err).__name__,
@@ -132,6 +135,37 @@ class LedgerCallback(tune.Callback):
                           user_error=False)  # fmt: skip
 
 
+def start_base_evaluations(base: dict, space: dict, configs_root: Path, cache_location: str) -> list:
+    """Ray tasks that evaluate each distinct base model of the sweep once, into its cache.
+
+    The points are the grid and choice values (sampled ranges at their low end); a trial whose base
+    is not among them (a sampled model key) evaluates its own and caches it. Only entries the cache
+    lacks are started (a resumed sweep starts none for what it has). Returns the task refs.
+    """
+    from raysweep.launch.train import base_eval_task
+    from raysweep.sweep.space import check_points
+    from raysweep.training.base_cache import BaseCache, base_key
+
+    cache = BaseCache(cache_location)
+    listed = {k for k, spec in space.items() if next(iter(spec)) in ("grid", "choice")}
+    points = [p for p in check_points(space) if all(k in listed or p[k] == next(iter(space[k].values()))[0] for k in p)]
+    todo: dict[tuple, object] = {}
+    for values in points or [{}]:
+        cfg = trial_config(base, values, configs_root)
+        if not (cfg.train.eval_base and cfg.train.eval_sets):
+            continue
+        keys = tuple(base_key(cfg, s) for s in cfg.train.eval_sets)
+        if keys not in todo and any(cache.get(k) is None for k in keys):
+            todo[keys] = cfg
+    refs = []
+    for keys, cfg in todo.items():
+        for key in keys:
+            cache.mark_pending(key)
+        task = ray.remote(num_cpus=cfg.train.cpus_per_worker, num_gpus=1 if cfg.train.use_gpu else 0)(base_eval_task)
+        refs.append(task.remote(to_dict(cfg), cache_location))
+    return refs
+
+
 def max_concurrent(cfg, capacity) -> int | None:
     """Trials at once (None: no limit, Tune queues them): ``sweep.max_concurrent``, else what the cluster holds at its largest."""
     return concurrent_trials(trial_resources(cfg), capacity, cfg.sweep.max_concurrent)
@@ -161,6 +195,7 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = Fal
     n_points = check_space(base, space, configs_root)
     keys = list(space)
     ledger_location = storage.join(exp_dir, LEDGER_DIR)
+    base_cache = storage.join(exp_dir, CACHE_DIR)
     ledger = Ledger(ledger_location, load_listeners(sweep.callbacks))
     if resume:
         exp_fs, exp_path = storage.filesystem(exp_dir)
@@ -190,6 +225,7 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = Fal
             param_space={"values": _space_to_tune(space), "base": base, "configs_root": str(configs_root),
                          "parent_run_id": parent.run_id, "sweep": sweep.name, "trials_path": storage.join(exp_dir, "trials"),
                          "ledger": ledger_location, "callbacks": list(sweep.callbacks), "provenance": provenance or {},
+                         "base_cache": base_cache,
                          "loop_callbacks": list(loop_callbacks or [])},
             tune_config=tune.TuneConfig(metric=sweep.metric, mode=sweep.mode, scheduler=scheduler,
                                         num_samples=sweep.num_samples, max_concurrent_trials=concurrent,
@@ -199,7 +235,9 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = Fal
                                       callbacks=[LedgerCallback(ledger_location, sweep.callbacks),
                                                  BoardCallback(sweep.metric, keys, cfg.train.epochs)]),
         )  # fmt: skip
+    base_refs = start_base_evaluations(base, space, configs_root, base_cache)
     tuner.fit()
+    _finish_base_evaluations(base_refs)
     expected = trial_count(space, sweep.num_samples)
     states = ledger.states()
     if sweep_exit_status(states, expected) == 130:
@@ -213,6 +251,7 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = Fal
     from raysweep.sweep.summary import collect_trials, format_summary, register_groups
 
     summary = collect_trials(uri, parent.run_id, sweep, cfg.train.epochs, states)
+    summary["parent_metrics"]["sweep/base_evaluations"] = BaseCache(base_cache).evaluations()
     text = format_summary(summary, sweep, cfg.train.eval_sets)
     print(text)
     parent.log_metrics(summary["parent_metrics"])
@@ -228,6 +267,18 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = Fal
         first = next(s for s in states.values() if s.status == "errored")
         summary["user_error"] = f"every errored trial was refused as bad input, e.g. trial {first.trial_id}: {first.error}"
     return summary
+
+
+def _finish_base_evaluations(refs: list) -> None:
+    """Wait for the base evaluations (done long before in practice); a failed one is a note, its trials evaluated their own."""
+    import sys
+
+    for ref in refs:
+        try:
+            ray.get(ref)
+        except Exception as err:  # the trials fell back to their own base evaluation
+            print(f"raysweep: note: a shared base-model evaluation failed ({str(err).strip().splitlines()[-1][:200]}); "
+                  "its trials evaluated the base themselves", file=sys.stderr)  # fmt: skip
 
 
 def _log_text(parent: RunLogger, text: str, summary: dict) -> None:

@@ -162,7 +162,7 @@ def init_ray() -> None:
 def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None = None, tags: dict | None = None,
                  register: bool | None = None, quiet: bool = False, reuse_tag: tuple[str, str] | None = None,
                  loop_callbacks: list[tuple[str, dict]] | None = None, on_trained=None,
-                 ledger: dict | None = None) -> TrainingOutcome:  # fmt: skip
+                 ledger: dict | None = None, base_cache: str | None = None) -> TrainingOutcome:  # fmt: skip
     """Fine-tune ``cfg`` on Ray Train, evaluate base vs fine-tuned, log it all to MLflow.
 
     ``reuse_tag=(key, value)`` continues the MLflow run carrying that tag (a restarted sweep trial)
@@ -171,7 +171,8 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
     pairs that every worker builds and hands to the training loop (tests inject faults this way).
     ``on_trained()`` is called when training has ended, before the final evaluation.
     ``ledger``: ``{"location", "trial_id", "callbacks"}`` of a sweep trial: rank 0 records each epoch
-    there and logs nothing for a trial the ledger holds as stopped or completed.
+    there and logs nothing for a trial the ledger holds as stopped or completed. ``base_cache``: a
+    sweep's base-evaluation cache (:mod:`raysweep.training.base_cache`).
     """
     import yaml
 
@@ -227,7 +228,10 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
                 shutil.copytree(Path(directory) / "adapter", adapter_dir)
         if not quiet:
             print("evaluating base and fine-tuned models on the eval sets ...", flush=True)
-        metrics = _final_eval(cfg, adapter_dir, Path(tmp) / "eval", quiet)
+        metrics = _final_eval(cfg, adapter_dir, Path(tmp) / "eval", quiet, base_cache)
+        base_from = Path(tmp) / "eval" / "base_from.json"
+        if base_from.is_file():  # where each set's base metrics came from (a sweep's shared cache, or evaluated here)
+            logger.set_tags({"raysweep.base_from": ",".join(f"{k}={v}" for k, v in json.loads(base_from.read_text()).items())})
         logger.log_metrics(metrics)
         logger.log_artifacts(Path(tmp) / "eval", "eval")
         if adapter_dir is not None:
@@ -261,7 +265,10 @@ def _best_checkpoint(result, metric: str, order: str):
     return pick(candidates, key=lambda cm: cm[1][metric])[0]
 
 
-def _final_eval(cfg, adapter_dir, out_dir: Path, quiet: bool) -> dict:
+BASE_WAIT_S = 3600  # how long a trial waits for the base evaluation its sweep's driver started
+
+
+def _final_eval(cfg, adapter_dir, out_dir: Path, quiet: bool, base_cache: str | None = None) -> dict:
     """Evaluate in a Ray task with a worker's resources (a GPU on a cluster)."""
     if not cfg.train.eval_sets:
         return {}
@@ -270,12 +277,12 @@ def _final_eval(cfg, adapter_dir, out_dir: Path, quiet: bool) -> dict:
     task = ray.remote(num_cpus=cfg.train.cpus_per_worker, num_gpus=1 if cfg.train.use_gpu else 0,
                       scheduling_strategy="DEFAULT")(_eval_task)  # fmt: skip
     adapter_bytes = _pack(adapter_dir) if adapter_dir else None
-    metrics, reports = ray.get(task.remote(to_dict(cfg), adapter_bytes, quiet))
+    metrics, reports = ray.get(task.remote(to_dict(cfg), adapter_bytes, quiet, base_cache))
     _unpack(reports, out_dir)
     return metrics
 
 
-def _eval_task(run: dict, adapter_bytes, quiet: bool):
+def _eval_task(run: dict, adapter_bytes, quiet: bool, base_cache: str | None = None):
     from raysweep.training.final_eval import evaluate_sets
 
     quiet_library_warnings()
@@ -286,8 +293,29 @@ def _eval_task(run: dict, adapter_bytes, quiet: bool):
             adapter = Path(tmp) / "adapter"
             _unpack(adapter_bytes, adapter)
         out = Path(tmp) / "eval"
-        metrics = evaluate_sets(cfg, adapter, out, progress=not quiet)
+        metrics = evaluate_sets(cfg, adapter, out, progress=not quiet, base_cache=base_cache, wait_s=BASE_WAIT_S)
         return metrics, _pack(out)
+
+
+def base_eval_task(run: dict, base_cache: str) -> int:
+    """Evaluate one base model on its config's eval sets into a sweep's cache (a Ray task of the driver).
+
+    A failure removes nothing but the ``pending`` marks, so waiting trials evaluate for themselves.
+    """
+    from raysweep.training.base_cache import BaseCache, base_key
+    from raysweep.training.final_eval import evaluate_sets
+
+    quiet_library_warnings()
+    cfg = from_dict(RunConfig, run)
+    cache = BaseCache(base_cache)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            evaluate_sets(cfg, None, Path(tmp), progress=False, base_cache=base_cache)
+    except Exception:
+        for s in cfg.train.eval_sets:
+            cache.clear_pending(base_key(cfg, s))
+        raise
+    return len(cfg.train.eval_sets)
 
 
 def _pack(directory: Path) -> bytes:

@@ -152,6 +152,8 @@ def format_summary(summary: dict, sweep, eval_sets) -> str:
     m = summary["parent_metrics"]
     lines += ["", f"{m['trials']} trials, {m['stopped_early']} stopped early by ASHA, {m['errored']} errored; "
               f"{m['trial_epochs']} trial-epochs of {m['grid_trial_epochs']} for the full grid."]  # fmt: skip
+    if "sweep/base_evaluations" in m:
+        lines.append(f"Base-model evaluations that ran: {m['sweep/base_evaluations']} (each distinct base model and eval set once, shared by the trials).")
     return "\n".join(lines)
 
 
