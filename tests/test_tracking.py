@@ -21,3 +21,35 @@ def test_concurrent_first_writers_of_a_new_sqlite_store_all_succeed(tmp_path):
     exp = _client(uri).get_experiment_by_name("exp")
     runs = _client(uri).search_runs([exp.experiment_id])
     assert sorted(r.info.run_name for r in runs) == [f"run{i}" for i in range(6)]
+
+
+def test_a_run_whose_final_evaluation_fails_ends_failed_not_running(tmp_path, monkeypatch):
+    """Training went through, the final evaluation raised: the MLflow run must not stay RUNNING."""
+    import pytest
+
+    import raysweep.launch.train as launch
+    from raysweep.config import load_config
+    from raysweep.tracking import _client
+
+    class FakeResult:
+        best_checkpoints, checkpoint = [], None
+
+    class FakeTrainer:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def fit(self):
+            return FakeResult()
+
+    def broken_eval(*args, **kwargs):
+        raise RuntimeError("eval set vanished")
+
+    monkeypatch.setattr(launch, "init_ray", lambda: None)
+    monkeypatch.setattr(launch, "TorchTrainer", FakeTrainer)
+    monkeypatch.setattr(launch, "_final_eval", broken_eval)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    cfg = load_config("configs/train-tiny.yaml", [f"mlflow.tracking_uri={uri}", f"train.storage_path={tmp_path}/runs", "train.name=r"])
+    with pytest.raises(RuntimeError, match="eval set vanished"):
+        launch.run_training(cfg, quiet=True)
+    runs = _client(uri).search_runs([_client(uri).get_experiment_by_name(cfg.mlflow.experiment).experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]

@@ -217,6 +217,20 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
         raise
     if on_trained is not None:
         on_trained()
+    try:
+        outcome = _evaluate_and_log(cfg, result, logger, uri, resolved, run_dir, run_location, order, register, quiet, base_cache)
+    except BaseException:  # the run must not stay RUNNING when the final evaluation or registration fails
+        logger.end("FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
+        raise
+    if not quiet:
+        print(format_final_table(cfg, outcome))
+    return outcome
+
+
+def _evaluate_and_log(cfg, result, logger, uri, resolved, run_dir, run_location, order, register, quiet, base_cache):
+    """The end of a run: final evaluation, artifacts, best adapter, registration; the run ends FINISHED."""
+    import yaml
+
     best = _best_checkpoint(result, cfg.train.early_stop_metric, order)
     metrics: dict = {}
     adapter_dir = history = None
@@ -250,11 +264,8 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
                 {**registry_tags(resolved), "run_id": logger.run_id},
             )  # fmt: skip
     logger.end("FINISHED")
-    outcome = TrainingOutcome(logger.run_id, run_dir or Path("."), (run_dir / "best_adapter") if run_dir and adapter_dir else None,
-                              metrics, history or [], version, uri)  # fmt: skip
-    if not quiet:
-        print(format_final_table(cfg, outcome))
-    return outcome
+    return TrainingOutcome(logger.run_id, run_dir or Path("."), (run_dir / "best_adapter") if run_dir and adapter_dir else None,
+                           metrics, history or [], version, uri)  # fmt: skip
 
 
 def _best_checkpoint(result, metric: str, order: str):
