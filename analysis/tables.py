@@ -11,6 +11,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from raysweep.sweep.seeds import mean_interval
 from raysweep.tasks import slug as slug_of
 
 from analysis.runs import Trial, best_per_family
@@ -172,10 +173,14 @@ def ablation_table(trials: list[Trial], sets: list[str], keys: list[str], metric
                 best = (max(vals) if mode == "max" else min(vals)) if vals else None
                 row = [key, value, family, len(group), sum(t.status == "completed" for t in group), metric_cell(metric, best)]
                 for s in sets:
-                    accs = [a for a in (t.metric(f"test/{s}/acc") for t in group) if a is not None]
-                    row += [max(accs) if accs else None, sum(accs) / len(accs) if accs else None]
+                    tested = [t for t in group if t.metric(f"test/{s}/acc") is not None]
+                    top = max(tested, key=lambda t: t.metric(f"test/{s}/acc"), default=None)
+                    mean, low, high = mean_interval([t.metric(f"test/{s}/acc") for t in tested])
+                    row += [acc_cell(top, f"test/{s}/") if top else None, Acc(mean, low, high) if mean is not None else None]
                 rows.append(row)
-    note = "Trials grouped by each swept key; a trial stopped early has no test metrics and counts in `trials` only."
+    note = ("Trials grouped by each swept key; a trial stopped early has no test metrics and counts in `trials` only. "
+            "best: the best trial's accuracy with its 95% Wilson interval; mean: over the group's tested trials, with a "
+            "95% Student-t interval when there are two or more.")  # fmt: skip
     return Table("ablations", "Ablations: test accuracy per swept value", headers, rows, note)
 
 

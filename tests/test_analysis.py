@@ -102,6 +102,10 @@ def test_ablation_rows_per_swept_value_and_missing_metrics(sweep_report):
     assert (stopped["trials"], stopped["completed"], stopped["coco_val best"]) == ("1", "0", "")
     assert float(by[("3", "llava-next")]["coco_val best"]) == pytest.approx(0.62)
     assert float(by[("3", "llava-next")]["best val/acc"]) == pytest.approx(0.9)
+    # the best trial's accuracy carries its Wilson interval; a mean of one trial has none
+    assert float(by[("3", "llava-next")]["coco_val best ci_low"]) < 0.62 < float(by[("3", "llava-next")]["coco_val best ci_high"])
+    means = [r for r in rows if r["coco_val mean ci_low"]]
+    assert all(float(r["coco_val mean ci_low"]) <= float(r["coco_val mean"]) <= float(r["coco_val mean ci_high"]) for r in means)
     md = (sweep_report / "report.md").read_text()
     assert "| data.distractors | 1 | llava-next | 1 | 0 | 30.0% | - | - | - | - |" in md
 
@@ -159,3 +163,20 @@ def test_missing_store_is_an_error(tmp_path, capsys):
     assert report.main(["--experiment", EXPERIMENT, "--tracking-uri", uri, "--out", str(tmp_path / "o")]) == 2
     assert "no MLflow store" in capsys.readouterr().err
     assert not (tmp_path / "nothing.db").exists()
+
+
+def test_ablation_mean_has_a_t_interval_over_several_trials():
+    from analysis.runs import Trial
+    from analysis.tables import Acc, ablation_table
+
+    def trial(i, rank, acc):
+        return Trial(f"r{i}", f"t{i}", {"lora.rank": str(rank), "family": "llava-next"},
+                     {"test/coco/acc": acc, "test/coco/acc_ci_low": acc - 0.05, "test/coco/acc_ci_high": acc + 0.05,
+                      "val/acc": acc}, "completed")  # fmt: skip
+
+    table = ablation_table([trial(0, 8, 0.5), trial(1, 8, 0.6), trial(2, 8, 0.7), trial(3, 16, 0.4)], ["coco"], ["lora.rank"])
+    rows = {r[1]: r for r in table.rows}
+    best, mean = rows["8"][-2], rows["8"][-1]
+    assert (best.value, best.low, best.high) == pytest.approx((0.7, 0.65, 0.75))
+    assert mean.value == pytest.approx(0.6) and mean.low == pytest.approx(0.6 - 0.2484, abs=1e-3) and mean.high > 0.8
+    assert rows["16"][-1] == Acc(0.4, None, None)  # one trial: no interval
