@@ -163,6 +163,7 @@ def test_mlflow_registration_notes_are_dropped(tmp_path, monkeypatch):
     err = io.StringIO()
     monkeypatch.setattr(sys, "stderr", DropLines(err, MLFLOW_REGISTRY_NOTES))
     mlflow.register_model(info.model_uri, "m")
+    mlflow.register_model(info.model_uri, "m")  # a second version: "Registered model 'm' already exists. Creating ..."
     print("raysweep: a real error", file=sys.stderr)
     assert err.getvalue() == "raysweep: a real error\n"
     assert MlflowClient(tracking_uri=uri).get_registered_model("m").name == "m"

@@ -81,7 +81,9 @@ def quiet_driver() -> None:
 
 
 RAYLET_WARNING = re.compile(r"\(raylet\).*WARNING:")  # printed by the driver whatever log_to_driver says
-MLFLOW_REGISTRY_NOTES = re.compile(r"^(Successfully registered model '|Created version '\d+' of model )")  # MLflow's eprint()s
+MLFLOW_REGISTRY_NOTES = re.compile(  # MLflow's eprint()s on registration
+    r"^(Successfully registered model '|Created version '\d+' of model |Registered model '.*' already exists\. Creating a new version)"
+)
 
 
 class DropLines:
