@@ -177,6 +177,18 @@ def run_tiny(cfg, train, val, callbacks=(), trainer=None, state=None):
     return run_epochs(trainer, cfg.train, batches, lambda: trainer.validate(val, 9), state, list(callbacks))
 
 
+def _killed_after_epoch_1(cfg, train, val, tmp_path):
+    """A tiny run failed by a hook at the end of epoch 1: its recorder and epoch 1's checkpoint written to disk."""
+    recorder = Recorder()
+    with pytest.raises(RuntimeError, match="injected failure"):
+        run_tiny(cfg, train, val, [recorder, FailOnce(str(tmp_path / "marker"), "on_epoch_end", epoch=1)])
+    kept = tmp_path / "epoch-001"
+    for name, data in recorder.checkpoints[0].items():
+        (kept / name).parent.mkdir(parents=True, exist_ok=True)
+        (kept / name).write_bytes(data)
+    return recorder, kept
+
+
 def test_tiny_loop_resumed_after_a_fault_matches_an_uninterrupted_run(tmp_path, tiny):
     """Killed after epoch 1's checkpoint, resumed from it: the same per-epoch losses as without the fault."""
     from raysweep.training.engine import WorkerTrainer
@@ -187,13 +199,7 @@ def test_tiny_loop_resumed_after_a_fault_matches_an_uninterrupted_run(tmp_path, 
     assert [r["epoch"] for r in whole.reports] == [1, 2, 3] and whole.reports[-1]["train/loss"] < whole.reports[0]["train/loss"]
     assert {"adapter/adapter_config.json", "adapter/adapter_model.safetensors", "torch_state.pt", STATE_FILE} <= set(whole.checkpoints[0])
 
-    first = Recorder()
-    with pytest.raises(RuntimeError, match="injected failure"):
-        run_tiny(cfg, train, val, [first, FailOnce(str(tmp_path / "marker"), "on_epoch_end", epoch=1)])
-    kept = tmp_path / "epoch-001"
-    for name, data in first.checkpoints[0].items():
-        (kept / name).parent.mkdir(parents=True, exist_ok=True)
-        (kept / name).write_bytes(data)
+    first, kept = _killed_after_epoch_1(cfg, train, val, tmp_path)
     trainer = WorkerTrainer(cfg)
     state = trainer.load(kept)
     assert isinstance(state, TrainState) and state.epoch == 1
@@ -215,13 +221,7 @@ def test_a_checkpoint_of_another_base_is_refused_on_resume(tmp_path, tiny):
     from tests.test_training_engine import tiny_cfg
 
     cfg, train, val = tiny
-    one = Recorder()
-    with pytest.raises(RuntimeError, match="injected failure"):
-        run_tiny(cfg, train, val, [one, FailOnce(str(tmp_path / "marker"), "on_epoch_end", epoch=1)])
-    kept = tmp_path / "epoch-001"
-    for name, data in one.checkpoints[0].items():
-        (kept / name).parent.mkdir(parents=True, exist_ok=True)
-        (kept / name).write_bytes(data)
+    _, kept = _killed_after_epoch_1(cfg, train, val, tmp_path)
     other = WorkerTrainer(tiny_cfg("train.epochs=3", "train.patience=0", "model.seed=3"))
     with pytest.raises(UserError, match="model.seed=0 but the base is model.seed=3"):
         other.load(kept)

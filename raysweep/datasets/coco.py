@@ -14,7 +14,6 @@ frame's size, or outside a supported family's input limits); ``strict`` turns ev
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 from collections import Counter
@@ -25,7 +24,7 @@ import numpy as np
 
 from raysweep.config import DataConfig
 from raysweep.datasets._coco_annotations import CocoIndex, SkipLog, load_annotations
-from raysweep.datasets.store import DatasetWriter, rows_to_table
+from raysweep.datasets.store import DatasetWriter, rows_to_table, sha256_file
 from raysweep.errors import UserError, did_you_mean
 from raysweep.images import (
     DECODE_ERRORS,
@@ -402,7 +401,7 @@ def build_coco(annotations, images_dir, out_dir, opts: CocoOptions | None = None
             "inputs": {
                 "annotations": str(annotations.resolve()),
                 "annotations_bytes": annotations.stat().st_size,
-                "annotations_sha256": _sha256(annotations),
+                "annotations_sha256": sha256_file(annotations),
                 "images": str(images_dir.resolve()),
             },
             "options": asdict(opts),
@@ -451,14 +450,6 @@ def _near_line_counts(questions: list[Question], index: CocoIndex, side: int) ->
         for m in NEAR_LINE_MARGINS:
             counts[f"{m:g}"] += d < m
     return counts
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _progress(iterable, total: int, desc: str, enabled: bool, unit: str):
