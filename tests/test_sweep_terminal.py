@@ -22,7 +22,7 @@ TINY = [
 ]  # fmt: skip
 OURS = re.compile(
     r"^(sweep \S+: \d+ trials|\[\d\d:\d\d:\d\d\] trial \S+ +(RUNNING|EVAL|DONE|STOPPED|ERROR)|### |\| |\|---|$|\d+ trials, "
-    r"|group \S+: (registered|best trial)|\S+@\S+ -> version|MLflow: mlflow ui)"
+    r"|group \S+: (registered|best trial)|\S+@\S+ -> version|Base-model evaluations that ran: \d+|MLflow: mlflow ui)"
 )
 
 
