@@ -23,13 +23,13 @@ from raysweep.datasets._coco_annotations import SkipLog, load_annotations
 from raysweep.datasets.coco import (
     PROMPT_PREFIX,
     _image_counts,
-    _sha256,
     append_image,
     check_image_files,
     default_split,
     image_bytes,
     select_candidates,
 )
+from raysweep.datasets.store import sha256_file
 from raysweep.datasets.store import DatasetWriter, rows_to_table
 from raysweep.errors import UserError
 from raysweep.images import family_input_limits
@@ -144,7 +144,7 @@ def build_relative_coco(task, annotations, images_dir, out_dir, opts, overwrite:
             "parts": len(starts),
             "split": split,
             "inputs": {"annotations": str(annotations.resolve()), "annotations_bytes": annotations.stat().st_size,
-                       "annotations_sha256": _sha256(annotations), "images": str(images_dir.resolve())},  # fmt: skip
+                       "annotations_sha256": sha256_file(annotations), "images": str(images_dir.resolve())},  # fmt: skip
             "options": asdict(opts),
             "config": {"task": task.name, "template": task.template, "prompt_prefix": PROMPT_PREFIX, "grid_size": 9, "areas_per_side": 3},
             "counts": {"images": len(index.images), "annotations": index.n_annotations, "single_objects": len(candidates),
