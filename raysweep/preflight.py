@@ -143,8 +143,35 @@ def _check_data(data_cfg, train_cfg) -> None:
 def _check_model(model_cfg, lora_cfg, train_cfg) -> list[str]:
     check_device(model_cfg, train_cfg.use_gpu)
     check_checkpoint_folder(model_cfg)
-    note = check_lora_targets(model_cfg, lora_cfg)
-    return [note] if note else []
+    notes = [check_lora_targets(model_cfg, lora_cfg), hub_note(model_cfg)]
+    return [n for n in notes if n]
+
+
+def hub_note(model_cfg, timeout_s: float = 3.0) -> str | None:
+    """A warning (never an error) when a Hub checkpoint is not cached here and the Hub does not answer.
+
+    The workers may have a cache or staged weights (``raysweep stage``) that the driver lacks, so
+    this only tells the user, in seconds, what would otherwise show as minutes of retry warnings.
+    """
+    import os
+
+    ckpt = model_cfg.checkpoint
+    if ckpt == "tiny" or ckpt.startswith(("shape:", "/", ".", "~")) or Path(ckpt).expanduser().exists():
+        return None
+    from huggingface_hub import try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(ckpt, "config.json"), str):
+        return None
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return f"model.checkpoint {ckpt} is not in the Hugging Face cache here and HF_HUB_OFFLINE is set: the workers need it cached or staged (raysweep stage)"
+    import requests
+
+    try:
+        requests.head("https://huggingface.co", timeout=timeout_s)
+    except requests.RequestException as err:
+        return (f"model.checkpoint {ckpt} is not cached here and the Hugging Face Hub does not answer ({type(err).__name__}): "
+                "the workers need it cached or staged (raysweep stage)")  # fmt: skip
+    return None
 
 
 def check_device(model_cfg, use_gpu: bool | None) -> None:

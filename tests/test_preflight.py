@@ -145,3 +145,20 @@ def test_a_sweep_point_with_a_bad_lora_target_in_an_included_family(capsys, no_r
     notes = check_run_inputs(cfg, sweep=True, configs_root=CONFIGS)
     assert notes == []
     _fails(capsys, ["sweep", str(CONFIGS / "families-tiny.yaml"), "lora.targets=[qkv]"], "lora.targets", "'qkv'")
+
+
+def test_an_unreachable_hub_is_a_warning_in_seconds_not_an_error(monkeypatch):
+    import requests
+
+    from raysweep.preflight import hub_note
+
+    def unreachable(*args, **kwargs):
+        raise requests.ConnectionError("no route")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(requests, "head", unreachable)
+    cfg = load_config(TRAIN, ["model.checkpoint=llava-hf/no-such-model-anywhere"])
+    assert "does not answer (ConnectionError)" in hub_note(cfg.model)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "HF_HUB_OFFLINE is set" in hub_note(cfg.model)
+    assert hub_note(load_config(TRAIN, []).model) is None  # tiny: nothing to fetch
