@@ -47,6 +47,33 @@ class Combo:
 
 
 @dataclass
+class MixConfig:
+    """A second training source interleaved with data.source (synthetic-real mixing)."""
+
+    source: str = doc(
+        "The second source: a name in data.parquet, or 'synthetic' (the scenes of this data section, when "
+        "data.source is a Parquet set); empty = no mixing.",
+        "",
+    )
+    ratio: float = doc(
+        "Share of the training rows taken from mix.source, in [0, 1]; the total stays data.size (or the "
+        "primary source's training rows).",
+        0.0,
+    )
+
+
+@dataclass
+class CurriculumPhase:
+    """One phase of data.curriculum: a number of epochs at one mixing ratio."""
+
+    epochs: int = doc("Epochs of this phase (the last phase also runs every epoch after it).", 1)
+    mix_ratio: float = doc("data.mix.ratio during this phase (0 = data.source only).", 0.0)
+
+
+CORRUPTION_KEYS = ("label_noise", "area_distribution", "size", "answer_format_noise")
+
+
+@dataclass
 class DataConfig:
     """Synthetic scenes (CIVET world) and where training data comes from."""
 
@@ -112,6 +139,49 @@ class DataConfig:
         factory=list,
     )
 
+    label_noise: float = doc(
+        "Training rows only: this fraction of the n training rows (exactly round(n * p), chosen by data.seed, "
+        "fixed per row) is trained on another class; the row keeps its true geometry in area.",
+        0.0,
+    )
+    label_noise_to: Literal["uniform", "neighbor"] = doc(
+        "Which other class a noisy label gets: uniform over the other classes, or a neighbouring one "
+        "(absolute_position: an adjacent area of the grid; relative_position: a perpendicular relation).",
+        "uniform",
+    )
+    area_distribution: str | list[float] = doc(
+        "Training rows only: resample to this class distribution: 'uniform', 'coco' (the area_counts_before_caps "
+        "of the COCO set named by data.area_distribution_from), or one weight per class of the task; "
+        "empty = as the source comes.",
+        "",
+    )
+    area_distribution_from: str = doc(
+        "For data.area_distribution=coco: the COCO set whose manifest gives the distribution (a name in "
+        "data.parquet or a dataset folder).",
+        "",
+    )
+    size: int = doc(
+        "Training rows only: exactly this many training questions (0 = all); seeded, drawn with repeats only "
+        "where data.area_distribution asks for more of a class than the source holds. Not with data.fraction.",
+        0,
+    )
+    answer_format_noise: float = doc(
+        "Training rows only: this fraction of training answers (exactly round(n * p)) is rewritten as a free "
+        "phrase naming the same class ('it is in the upper left corner').",
+        0.0,
+    )
+    mix: MixConfig = doc("A second training source interleaved at a ratio (synthetic-real mixing).", factory=MixConfig)
+    curriculum: list[CurriculumPhase] = doc(
+        "Training in phases of epochs, each at its own data.mix ratio (synthetic first, then mixed); "
+        "empty = one phase at data.mix.ratio. Needs data.mix.source.",
+        factory=list,
+    )
+
+    def corrupted(self) -> bool:
+        """Whether the training rows differ from the source's (corruptions, resampling, size, mixing)."""
+        return bool(self.label_noise or self.area_distribution or self.size or self.answer_format_noise
+                    or self.mix.ratio or self.curriculum)  # fmt: skip
+
     def validate(self) -> None:
         if self.canvas_size < 8:
             raise ConfigError("canvas_size", f"must be at least 8 pixels, got {self.canvas_size}")
@@ -167,6 +237,56 @@ class DataConfig:
             raise ConfigError(*problem)
         if self.template and task.check_template(self.template):
             raise ConfigError("template", task.check_template(self.template))
+        self._validate_training_rows(task)
+
+    def _validate_training_rows(self, task) -> None:
+        """The corruption, size and mixing keys (issue 16)."""
+        for key in ("label_noise", "answer_format_noise"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(key, f"is a fraction of the training rows and must lie in [0, 1], got {getattr(self, key)}")
+        if self.size < 0:
+            raise ConfigError("size", f"must be >= 0 (0 = every training row), got {self.size}")
+        if self.size and self.fraction < 1.0:
+            raise ConfigError("size", f"give data.size ({self.size} questions) or data.fraction ({self.fraction}), not both; "
+                                      "set data.fraction=1.0")  # fmt: skip
+        dist = self.area_distribution
+        if isinstance(dist, str):
+            if dist not in ("", "uniform", "coco"):
+                raise ConfigError("area_distribution", f"{dist!r} is not allowed; use uniform, coco, or one weight per class "
+                                                       f"({task.n_classes}: {', '.join(task.answer_names)})")  # fmt: skip
+            if dist == "coco" and not self.area_distribution_from:
+                raise ConfigError("area_distribution_from", "data.area_distribution=coco needs the COCO set whose "
+                                                            "area_counts_before_caps to use (a name in data.parquet or a folder)")  # fmt: skip
+        else:
+            if len(dist) != task.n_classes:
+                raise ConfigError("area_distribution", f"needs one weight per class of task {task.name} ({task.n_classes}: "
+                                                       f"{', '.join(task.answer_names)}), got {len(dist)}")  # fmt: skip
+            if any(w < 0 for w in dist) or sum(dist) <= 0:
+                raise ConfigError("area_distribution", f"weights must be >= 0 with a positive sum, got {dist}")
+        if not 0.0 <= self.mix.ratio <= 1.0:
+            raise ConfigError("mix.ratio", f"must lie in [0, 1], got {self.mix.ratio}")
+        if (self.mix.ratio or self.curriculum) and not self.mix.source:
+            raise ConfigError("mix.source", "data.mix.ratio and data.curriculum need the second source: a name in "
+                                            "data.parquet, or synthetic")  # fmt: skip
+        if self.mix.source and self.mix.source == self.source:
+            raise ConfigError("mix.source", f"is data.source itself ({self.source!r}); name another source")
+        if self.mix.source and self.mix.source != "synthetic" and self.mix.source not in self.parquet:
+            known = ", ".join(["synthetic", *self.parquet])
+            raise ConfigError("mix.source", f"unknown source {self.mix.source!r}; known: {known} (add it under data.parquet)")
+        for i, phase in enumerate(self.curriculum):
+            if phase.epochs < 1:
+                raise ConfigError(f"curriculum[{i}].epochs", f"must be >= 1, got {phase.epochs}")
+            if not 0.0 <= phase.mix_ratio <= 1.0:
+                raise ConfigError(f"curriculum[{i}].mix_ratio", f"must lie in [0, 1], got {phase.mix_ratio}")
+
+    def phase_ratio(self, epoch: int) -> float:
+        """The mixing ratio of ``epoch`` (from 0): its curriculum phase's, or data.mix.ratio."""
+        done = 0
+        for phase in self.curriculum:
+            done += phase.epochs
+            if epoch < done:
+                return phase.mix_ratio
+        return self.curriculum[-1].mix_ratio if self.curriculum else self.mix.ratio
 
     def target_combos(self) -> list[tuple[str, str]]:
         """(shape, colour) pairs of this split's targets, in a fixed order, without repeats."""

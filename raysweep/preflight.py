@@ -10,6 +10,7 @@ import errno
 import os
 import tempfile
 from pathlib import Path
+from types import SimpleNamespace
 
 from raysweep.errors import UserError
 
@@ -125,6 +126,7 @@ def _check_data(data_cfg, train_cfg) -> None:
         if data_cfg.source not in data_cfg.parquet:
             raise UserError(f"data.source: unknown source {data_cfg.source!r}; add it under data.parquet or use synthetic")
         open_dataset(data_cfg.parquet[data_cfg.source])
+    _check_training_rows(data_cfg)
     for s in train_cfg.eval_sets:
         if s.path:
             open_dataset(s.path)
@@ -138,6 +140,32 @@ def _check_data(data_cfg, train_cfg) -> None:
             json.loads(path.read_text())
         except (ValueError, UnicodeDecodeError) as err:
             raise UserError(f"train.deepspeed_config: {path} is not valid JSON ({err}); fix the file") from None
+
+
+def _check_training_rows(data_cfg) -> None:
+    """The sources that data.mix and data.area_distribution=coco name open; data.curriculum has a launcher
+    that switches phases; a synthetic source holds the rows data.size asks for."""
+    from raysweep.datasets import open_dataset
+
+    if data_cfg.mix.source and data_cfg.mix.source != "synthetic":
+        open_dataset(data_cfg.parquet[data_cfg.mix.source])
+    if data_cfg.area_distribution == "coco":
+        from raysweep.tasks import training_task
+        from raysweep.training.corrupt import coco_area_counts
+
+        coco_area_counts(data_cfg, training_task(data_cfg))
+    if data_cfg.curriculum:
+        import raysweep.launch.train as launcher
+
+        # The phases need the launcher to take each epoch's rows from train_src.for_epoch(epoch); it says
+        # so with this flag (raysweep.launch.train is owned elsewhere; see README, Paper experiments).
+        if not getattr(launcher, "SWITCHES_CURRICULUM_PHASES", False):
+            raise UserError("data.curriculum: this version's training launcher does not switch data phases per epoch yet; "
+                            "run each phase as its own run (data.mix.ratio) or leave data.curriculum empty")  # fmt: skip
+    if data_cfg.source == "synthetic" and data_cfg.corrupted() and not data_cfg.mix.source:
+        from raysweep.training.data import train_val_sources
+
+        train_val_sources(SimpleNamespace(data=data_cfg))  # labels only, no image rendered
 
 
 def _check_model(model_cfg, lora_cfg, train_cfg) -> list[str]:

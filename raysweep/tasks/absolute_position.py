@@ -81,6 +81,24 @@ class AbsolutePosition(Task):
     def grid_side(self) -> int:
         return self.areas_per_side
 
+    phrases = ("it is in the {name} part of the image", "I think it is {name}", "the object is located at the {name}")
+
+    def neighbours(self, label: int) -> list[int]:
+        """The areas sharing a side with ``label`` on the answer grid."""
+        side = self.areas_per_side
+        row, col = divmod(label, side)
+        steps = ((-1, 0), (1, 0), (0, -1), (0, 1))
+        return sorted(r * side + c for r, c in ((row + dr, col + dc) for dr, dc in steps) if 0 <= r < side and 0 <= c < side)
+
+    def free_phrase(self, label: int, variant: int) -> str:
+        """A free phrase for an area; on the 3x3 grid also corners with synonyms ('the upper left corner')."""
+        name = self.answer_names[label]
+        if is_direction_grid(list(self.answer_names)) and variant % 4 == 3:
+            words = name.replace("top", "upper").replace("bottom", "lower").replace("center", "middle").split()
+            kind = "corner" if len(words) == 2 and "middle" not in words else ("of the image" if len(words) == 1 else "side")
+            return f"it is in the {' '.join(words)} {kind}"
+        return super().free_phrase(label, variant)
+
     def parse(self, text: str, leniency: str = "lenient") -> int:
         names = list(self.answer_names)
         if is_direction_grid(names):

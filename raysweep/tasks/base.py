@@ -59,6 +59,20 @@ class Task:
         """The label a generated answer names, or -1 (unparsed); see :mod:`raysweep.parsing`."""
         return parse_phrase(text, list(self.answer_names), self.synonyms, leniency)
 
+    # -- corruptions (data.label_noise_to, data.answer_format_noise) --------------------------------
+    phrases: ClassVar[tuple[str, ...]] = ("it is {name}", "the answer is {name}", "I would say {name}")
+
+    def neighbours(self, label: int) -> list[int]:
+        """The classes next to ``label`` (what a 'neighbouring' label noise picks from): the adjacent
+        labels in vocabulary order here; tasks with a geometry override it."""
+        n = self.n_classes
+        return sorted({(label - 1) % n, (label + 1) % n} - {label})
+
+    def free_phrase(self, label: int, variant: int) -> str:
+        """A free-form answer naming ``label`` (one of :attr:`phrases`, by ``variant``) that the
+        lenient parser reads back as ``label``."""
+        return self.phrases[variant % len(self.phrases)].format(name=self.answer_names[label])
+
     # -- data --------------------------------------------------------------------------------------
     def scenes(self, data_cfg):
         """The synthetic questions of ``data_cfg``: a set with ``len``, positions -> scenes,

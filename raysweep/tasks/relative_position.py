@@ -171,6 +171,17 @@ class RelativePosition(Task):
     def from_config(cls, cfg: dict) -> RelativePosition:
         return cls(answer_names=RELATIONS, synonyms=SYNONYMS, grid_size=int(cfg.get("grid_size") or 9))
 
+    phrases = ("it is {name} the other one", "the answer is {name}", "I would say it is {name}")
+
+    def neighbours(self, label: int) -> list[int]:
+        """The two relations along the other axis (left/right <-> above/below)."""
+        return [2, 3] if label < 2 else [0, 1]
+
+    def free_phrase(self, label: int, variant: int) -> str:
+        if variant % len(self.phrases) == 0 and RELATIONS[label] in ("left", "right"):
+            return f"it is to the {RELATIONS[label]} of the other one"
+        return super().free_phrase(label, variant)
+
     def identity(self) -> dict:
         return super().identity()  # the grid is the model config's business, not the answer space's
 

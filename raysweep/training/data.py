@@ -30,6 +30,10 @@ class RowSource:
         """Every row's ``label`` (index into its task's answers), to stratify splits by."""
         raise NotImplementedError
 
+    def for_epoch(self, epoch: int) -> "RowSource":
+        """The rows of ``epoch`` (from 0): the source itself, except for a data.curriculum's phases."""
+        return self
+
 
 class SyntheticRows(RowSource):
     """Scenes of a DataConfig, rendered on demand as PIL images (no PNG round trip)."""
@@ -103,9 +107,32 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
 
 
 def train_val_sources(cfg) -> tuple[RowSource, RowSource]:
-    """Training and validation rows of a RunConfig's data section."""
+    """Training and validation rows of a RunConfig's data section.
+
+    The training rows carry the data section's corruptions, size, resampling and mixing
+    (:mod:`raysweep.training.corrupt`); the validation rows never do.
+    """
     data = cfg.data
-    if data.source == "synthetic":
+    train, val = _plain_sources(data, data.source)
+    if not data.corrupted():
+        return train, val
+    from raysweep.training.corrupt import CurriculumRows, build_training_rows
+
+    second = None
+    if data.mix.source:
+        second = _plain_sources(replace(data, fraction=1.0, size=0), data.mix.source)[0]  # never its val part
+        if tuple(second.task.answer_names) != tuple(train.task.answer_names):
+            raise UserError(f"data.mix.source {data.mix.source!r} answers {list(second.task.answer_names)}, but data.source "
+                            f"{data.source!r} answers {list(train.task.answer_names)}; mix sets of the same task")  # fmt: skip
+    if data.curriculum:
+        ratios = sorted({phase.mix_ratio for phase in data.curriculum})
+        return CurriculumRows(data, {r: build_training_rows(data, train, second, r) for r in ratios}), val
+    return build_training_rows(data, train, second), val
+
+
+def _plain_sources(data, source: str) -> tuple[RowSource, RowSource]:
+    """(train, val) rows of ``source`` ('synthetic' or a name in data.parquet), uncorrupted."""
+    if source == "synthetic":
         if data.split == "val":
             raise UserError("data.split=val is the validation part; train with data.split=train (or all)")
         if data.split == "train":
@@ -114,10 +141,10 @@ def train_val_sources(cfg) -> tuple[RowSource, RowSource]:
         full = SyntheticRows(data)
         train, val = stratified_split(full.labels(), data.val_fraction, data.seed)
         return SyntheticRows(data, train), SyntheticRows(data, val)
-    if data.source not in data.parquet:
+    if source not in data.parquet:
         known = ", ".join(["synthetic", *data.parquet]) or "synthetic"
-        raise UserError(f"data.source: unknown source {data.source!r}; known: {known} (add it under data.parquet)")
-    full = ParquetRows(data.parquet[data.source])
+        raise UserError(f"data.source: unknown source {source!r}; known: {known} (add it under data.parquet)")
+    full = ParquetRows(data.parquet[source])
     train, val = stratified_split(full.labels(), data.val_fraction, data.seed)
     if data.fraction < 1.0:
         rng = np.random.default_rng([data.seed, 12])
