@@ -5,6 +5,9 @@ LoRA on q/k/v of BOTH towers with cross-entropy over the 9 texts (the logits are
 cosine similarities). CLIP cannot generate text: ``generate`` mode returns the same best match with
 the area name as text, so it never fails to parse; both modes are reported all the same.
 
+``model.head`` = linear or mlp replaces the text matching by a trained classification head over the
+task's classes on the image features (:mod:`raysweep.models._clip_head`; issue 16's open question).
+
 Tiny variant: the same ``CLIPModel`` with 2-layer towers of width 64, an 84 px image with patch 28
 (one patch per area), mean 0 / std 1 normalisation, and a locally trained tokenizer (area names as
 single tokens, texts wrapped in start/end tokens). About 0.3M parameters.
@@ -34,6 +37,66 @@ class Clip(Family):
     def default_lora_targets(self, vision: bool):
         return ["q_proj", "k_proj", "v_proj"]  # both towers, always
 
+    # model.head = linear | mlp: a trained head on the image features (raysweep.models._clip_head)
+    def build(self, model_cfg, task=None) -> Built:
+        built = super().build(model_cfg, task)
+        if model_cfg.head != "text":
+            from raysweep.models._clip_head import attach_head
+            from raysweep.models._tiny import count_params
+
+            attach_head(built)
+            built.trainable_params, built.total_params = count_params(built.model)
+        return built
+
+    def apply_lora(self, built: Built, lora_cfg) -> Built:
+        if built.config.head == "text":
+            return super().apply_lora(built, lora_cfg)
+        from dataclasses import replace
+
+        from raysweep.models._clip_head import VISION_QKV, head_params_trainable
+        from raysweep.models._tiny import count_params
+
+        built = super().apply_lora(built, lora_cfg if lora_cfg.targets else replace(lora_cfg, targets=[VISION_QKV]))
+        head_params_trainable(built.model)
+        built.trainable_params, built.total_params = count_params(built.model)
+        return built
+
+    def save_adapter(self, built: Built, path) -> None:
+        if built.config.head == "text":
+            return super().save_adapter(built, path)
+        from pathlib import Path
+
+        from raysweep.models._adapter_identity import task_identity, write_identity
+        from raysweep.models._clip_head import save_head
+
+        Path(path).mkdir(parents=True, exist_ok=True)
+        if built.lora:
+            super().save_adapter(built, path)
+        else:
+            write_identity(path, built.config, task_identity(built))
+        save_head(built.model, path)
+
+    def load_adapter(self, built: Built, path, trainable: bool = False) -> Built:
+        from pathlib import Path
+
+        from raysweep.errors import UserError
+        from raysweep.models._adapter_identity import check_identity
+        from raysweep.models._clip_head import HEAD_FILE, load_head
+
+        has_head = (Path(path) / HEAD_FILE).is_file()
+        if has_head != (built.config.head != "text"):
+            check_identity(built, path)  # names model.head when the identity records it
+            raise UserError(f"adapter {path} {'has' if has_head else 'has no'} trained head but the base has "
+                            f"model.head={built.config.head}; pass the model config it was trained with")  # fmt: skip
+        if not has_head:
+            return super().load_adapter(built, path, trainable)
+        if (Path(path) / "adapter_config.json").is_file():
+            built = super().load_adapter(built, path, trainable)
+        else:
+            check_identity(built, path)
+        load_head(built.model, path)
+        return built
+
     def build_pretrained(self, model_cfg, device, dtype) -> Built:
         from transformers import CLIPModel, CLIPProcessor
 
@@ -41,6 +104,7 @@ class Clip(Family):
         processor = CLIPProcessor.from_pretrained(model_cfg.checkpoint)
         override_normalisation(processor.image_processor, model_cfg)
         return Built(model, processor, processor.tokenizer, self.name, model_cfg, device)
+
 
     def build_tiny(self, model_cfg, device, task) -> Built:
         from transformers import CLIPConfig, CLIPModel, CLIPProcessor
@@ -94,6 +158,10 @@ class Clip(Family):
 
     def logits(self, built: Built, batch: dict) -> torch.Tensor:
         batch = to_device(batch, built)
+        if built.config.head != "text":
+            from raysweep.models._clip_head import head_logits
+
+            return head_logits(built.model, batch)  # (images, classes)
         out = built.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], pixel_values=batch["pixel_values"])
         return out.logits_per_image  # (images, 9)
 

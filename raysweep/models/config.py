@@ -48,6 +48,12 @@ class ModelConfig:
     tiny_heads: int = doc("Tiny variants: attention heads of the language model.", 4)
     tiny_vision_hidden: int = doc("Tiny variants: hidden size of the vision encoder.", 64)
     tiny_vision_layers: int = doc("Tiny variants: layers of the vision encoder.", 2)
+    head: Literal["text", "linear", "mlp"] = doc(
+        "CLIP: how an image becomes an answer. text = match against 'a photo of a {answer}' (the paper's); linear "
+        "or mlp = a classification head over the task's classes on CLIP's image features, trained (with LoRA on "
+        "the vision tower when lora.enabled, else alone).",
+        "text",
+    )
 
     def validate(self) -> None:
         from raysweep.errors import did_you_mean
@@ -71,6 +77,9 @@ class ModelConfig:
                 raise ConfigError(key, f"must be >= 0, got {getattr(self, key)}")
         if not re.fullmatch(r"auto|cpu|mps|(cuda|xpu)(:\d+)?", self.device):
             raise ConfigError("device", f"{self.device!r} is not a torch device; use auto, cpu, cuda or cuda:N")
+        if self.head != "text" and self.family != "clip":
+            raise ConfigError("head", f"{self.head} is a head on CLIP's image features; it needs model.family=clip "
+                                      f"(got {self.family}); leave model.head=text")  # fmt: skip
         if self.tiny_hidden % self.tiny_heads:
             raise ConfigError("tiny_hidden", f"{self.tiny_hidden} is not divisible by tiny_heads {self.tiny_heads}")
 
