@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis import figures, tables
+from analysis.experiments import experiment_tables
 from analysis.runs import Trial, best_per_family, eval_sets, load_trials
 from analysis.seeds import seed_table
 
@@ -60,7 +61,8 @@ def collect_report(uri: str, experiment: str, out: Path, sweep: str | None = Non
     biases = tables.bias_tables(trials, sets, metric, mode)
     listing = tables.trials_table(trials, sets, swept, metric, mode)
     seeds = seed_table(trials, sets, [*swept, "train.seed"], metric, mode)  # None without replicates
-    written = [t for t in (model, ablation, per_area, *biases, listing, seeds) if t is not None]
+    experiments = experiment_tables(trials, sets)  # the open questions' own tables (issue 16), when swept
+    written = [t for t in (model, ablation, per_area, *biases, *experiments, listing, seeds) if t is not None]
     for table in written:
         table.write_csv(out / f"{table.slug}.csv")
 
@@ -77,7 +79,7 @@ def collect_report(uri: str, experiment: str, out: Path, sweep: str | None = Non
         f"{', '.join(sets) or 'none'}; swept keys: {', '.join(swept) or 'none'}. Missing values (`-`): "
         "the run logged no such metric (a trial stopped early is never tested).", "",
         model.markdown(), seeds.markdown() if seeds else "", ablation.markdown() if swept else "", tables.per_area_grids(per_area, trials, metric, mode),
-        *[b.markdown() for b in biases], listing.markdown(), "### Figures", "",
+        *[b.markdown() for b in biases], *[e.markdown() for e in experiments], listing.markdown(), "### Figures", "",
     ]  # fmt: skip
     for path in [*heatmaps, *lines, curves]:
         if path is not None:

@@ -107,8 +107,10 @@ def evaluate_rows(
          **({"error": errors[i]} if i in errors else {})}
         for i, (r, t, a, p) in enumerate(zip(rows, targets, labels, preds))
     ]
-    if mode == "generate":
+    if mode == "generate":  # the collapse of full-COCO fine-tuning shows here: empty or looping answers
         result["mean_new_tokens"] = sum(p.new_tokens for p in preds) / max(1, len(preds))
+        result["empty_answer_rate"] = sum(not p.text.strip() for p in preds) / max(1, len(preds))
+        result["budget_used_rate"] = sum(p.new_tokens >= max_new_tokens for p in preds) / max(1, len(preds))
     return result
 
 

@@ -213,3 +213,26 @@ def test_preflight_refuses_a_curriculum_the_launcher_cannot_run(tmp_path, second
                                                   f"train.storage_path={tmp_path}", f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db"])  # fmt: skip
     with pytest.raises(UserError, match="data.curriculum: this version's training launcher does not switch data phases"):
         check_run_inputs(cfg)
+
+
+def test_generate_writes_the_corrupted_training_rows_with_the_truth_and_the_manifest(tmp_path):
+    from raysweep.datasets import open_dataset
+    from raysweep.datasets.synthetic import generate
+    from raysweep.training.data import ParquetRows
+
+    cfg = load_config(None, ONE_COMBO + ["data.label_noise=0.25", "data.answer_format_noise=0.5"])
+    manifest = generate(cfg.data, tmp_path / "noisy", progress=False, rows_per_part=50)
+    assert manifest["rows"] == 126 and manifest["corruption"]["relabelled"] == round(126 * 0.25) == 32
+    table = open_dataset(tmp_path / "noisy").read()
+    labels, truth, area = (table.column(c).to_pylist() for c in ("label", "true_label", "area"))
+    assert sum(a != b for a, b in zip(labels, truth)) == 32 and truth == area  # the geometry is the truth
+    same = train_val_sources(cfg)[0].rows(range(126))
+    assert [r["label"] for r in same] == labels and [r["answer"] for r in same] == table.column("answer").to_pylist()
+    assert all(ParquetRows(tmp_path / "noisy", clean=True).labels() == np.asarray(area))  # evaluation reads the truth
+    # trained from that set: its training rows keep the noise, its validation rows are clean
+    trained = load_config(None, ONE_COMBO + [f"data.parquet={{noisy: {tmp_path / 'noisy'}}}", "data.source=noisy"])
+    train, val = train_val_sources(trained)
+    assert any(r["label"] != r["area"] for r in train.rows(range(len(train))))
+    assert all(r["label"] == r["area"] and r["answer"] in val.task.answer_names for r in val.rows(range(len(val))))
+    with pytest.raises(UserError, match="data.split=test: corruptions apply to training rows only"):
+        generate(load_config(None, ONE_COMBO + ["data.split=test", "data.label_noise=0.1"]).data, tmp_path / "t", progress=False)

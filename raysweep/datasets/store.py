@@ -63,6 +63,11 @@ SCHEMA = pa.schema(
         ("category", pa.string()),
         ("image_id", pa.int64()),
         ("bbox", pa.list_(pa.float64())),
+        # Sets written with training-row corruptions (data.label_noise, data.answer_format_noise, ...):
+        # the truth beside the trained label/answer, and which corruption the row got ('' none); null otherwise.
+        ("true_label", pa.int16()),
+        ("true_answer", pa.string()),
+        ("corruption", pa.string()),
     ]
 )
 # Columns every consumer (training, evaluation, audit, contact sheets) relies on; never null.

@@ -57,15 +57,56 @@ def scene_columns(scenes, renderer: Renderer, positions, encode: bool = True) ->
 
 def _write_part(cfg, staging: str, index: int, start: int, stop: int) -> tuple[int, int]:
     scenes, renderer = task_for(cfg).scenes(cfg), Renderer(cfg)
-    table = rows_to_table(scene_columns(scenes, renderer, range(start, stop)))
-    write_table(table, Path(staging) / f"part-{index:05d}.parquet")
+    if cfg.corrupted():
+        columns = corrupted_columns(cfg, scenes, renderer, range(start, stop))
+    else:
+        columns = scene_columns(scenes, renderer, range(start, stop))
+    write_table(rows_to_table(columns), Path(staging) / f"part-{index:05d}.parquet")
     return index, stop - start
 
 
+def training_rows_of(cfg):
+    """The corrupted training rows of a synthetic DataConfig (what ``raysweep generate`` writes for it)."""
+    from raysweep.training.corrupt import build_training_rows
+    from raysweep.training.data import SyntheticRows
+
+    return build_training_rows(cfg, SyntheticRows(cfg))
+
+
+def corrupted_columns(cfg, scenes, renderer: Renderer, positions) -> dict[str, list]:
+    """:func:`scene_columns` of the training rows at ``positions``, with the trained label and answer, the
+    truth in ``true_label``/``true_answer`` and the row's ``corruption``."""
+    rows = training_rows_of(cfg)
+    picks = [int(rows.picks[int(p), 1]) for p in positions]
+    cols = scene_columns(scenes, renderer, picks)
+    cols["true_label"], cols["true_answer"] = list(cols["label"]), list(cols["answer"])
+    cols["label"] = [int(rows.labels()[int(p)]) for p in positions]
+    cols["answer"] = [rows.answers[int(p)] or rows.task.answer_names[label] for p, label in zip(positions, cols["label"])]
+    cols["corruption"] = [rows.kinds[int(p)] for p in positions]
+    return cols
+
+
 def generate(cfg, out_dir, workers: int = 1, rows_per_part: int = 2000, overwrite: bool = False, progress: bool = True) -> dict:
-    """Render every scene of ``cfg`` (a DataConfig) into a Parquet dataset at ``out_dir``."""
+    """Render every scene of ``cfg`` (a DataConfig) into a Parquet dataset at ``out_dir``.
+
+    With training-row corruptions (data.label_noise, data.area_distribution, data.size,
+    data.answer_format_noise) it writes the training rows as training would see them, the truth
+    beside them, and their summary in the manifest's ``corruption``.
+    """
+    from raysweep.errors import UserError
+
     scenes = task_for(cfg).scenes(cfg)
     n = len(scenes)
+    corruption = None
+    if cfg.corrupted():
+        if cfg.mix.source or cfg.curriculum:
+            raise UserError("data.mix / data.curriculum combine sources while training; generate writes one source "
+                            "(leave data.mix.source and data.curriculum empty here)")  # fmt: skip
+        if cfg.split in ("val", "test"):
+            raise UserError(f"data.split={cfg.split}: corruptions apply to training rows only; generate data.split=train "
+                            "(or all) with them, or leave them off for validation and test sets")  # fmt: skip
+        rows = training_rows_of(cfg)
+        n, corruption = len(rows), rows.summary
     ranges = [(i, start, min(start + rows_per_part, n)) for i, start in enumerate(range(0, n, rows_per_part))]
     bar = _progress(len(ranges), f"generate {cfg.split}", progress)
     with DatasetWriter(out_dir, overwrite=overwrite) as writer:
@@ -88,6 +129,8 @@ def generate(cfg, out_dir, workers: int = 1, rows_per_part: int = 2000, overwrit
             "config": to_dict(cfg),
             "ids_sha256": hashlib.sha256(np.asarray(scenes.ids, np.int64).tobytes()).hexdigest(),
         }
+        if corruption is not None:
+            manifest["corruption"] = corruption
         return writer.publish(manifest)
 
 

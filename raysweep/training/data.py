@@ -72,15 +72,20 @@ class SyntheticRows(RowSource):
 
 
 class ParquetRows(RowSource):
-    """Rows of a Parquet dataset folder, optionally a subset of its positions."""
+    """Rows of a Parquet dataset folder, optionally a subset of its positions.
 
-    def __init__(self, path, positions: np.ndarray | None = None, table=None, task=None):
+    ``clean``: a set written with training-row corruptions (``raysweep generate data.label_noise=...``)
+    gives its true label and answer instead of the trained ones (validation and evaluation rows).
+    """
+
+    def __init__(self, path, positions: np.ndarray | None = None, table=None, task=None, clean: bool = False):
         from raysweep.datasets import open_dataset
 
-        self.path = str(path)
+        self.path, self.clean = str(path), clean
         if table is None:
             dataset = open_dataset(path)
-            table, task = dataset.read(columns=["scene_id", "image", "prompt", "answer", "label", "area", "cell_row", "cell_col"]), dataset.task
+            columns = ["scene_id", "image", "prompt", "answer", "label", "area", "cell_row", "cell_col"]
+            table, task = dataset.read(columns=columns + _truth_columns(dataset)), dataset.task
         self.table, self.task = table, task  # the task of the set's rows (its answer names)
         self.positions = np.arange(self.table.num_rows) if positions is None else np.asarray(positions)
 
@@ -89,10 +94,29 @@ class ParquetRows(RowSource):
 
     def rows(self, positions) -> list[dict]:
         idx = [int(self.positions[int(p)]) for p in positions]
-        return self.table.take(idx).to_pylist()
+        rows = self.table.take(idx).to_pylist()
+        if self.clean:
+            for row in rows:
+                if row.get("true_label") is not None:
+                    row["label"], row["answer"] = row["true_label"], row["true_answer"]
+        return rows
 
     def labels(self) -> np.ndarray:
-        return np.asarray(self.table.column("label").to_numpy())[self.positions]
+        labels = np.asarray(self.table.column("label").to_numpy())
+        if self.clean and "true_label" in self.table.column_names:
+            truth = self.table.column("true_label").to_numpy(zero_copy_only=False)
+            labels = np.where(np.isnan(truth.astype(float)), labels, truth).astype(labels.dtype)
+        return labels[self.positions]
+
+
+def _truth_columns(dataset) -> list[str]:
+    """``true_label``/``true_answer`` when the set was written with corruptions (older sets lack the columns)."""
+    import pyarrow.parquet as pq
+
+    if not dataset.parts:
+        return []
+    schema = pq.read_schema(dataset.parts[0])
+    return [c for c in ("true_label", "true_answer") if schema.get_field_index(c) >= 0]
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -149,13 +173,13 @@ def _plain_sources(data, source: str) -> tuple[RowSource, RowSource]:
     if data.fraction < 1.0:
         rng = np.random.default_rng([data.seed, 12])
         train = np.sort(rng.choice(train, size=max(1, int(round(len(train) * data.fraction))), replace=False))
-    return ParquetRows(full.path, train, full.table, full.task), ParquetRows(full.path, val, full.table, full.task)
+    return ParquetRows(full.path, train, full.table, full.task), ParquetRows(full.path, val, full.table, full.task, clean=True)
 
 
 def eval_source(eval_set, config_root: Path | None = None) -> RowSource:
     """Rows of an EvalSet (a Parquet folder or a data YAML), limited to a seeded sample if asked."""
     if eval_set.path:
-        src: RowSource = ParquetRows(eval_set.path)
+        src: RowSource = ParquetRows(eval_set.path, clean=True)  # scored against the truth
     else:
         from raysweep.config import load_config
 
