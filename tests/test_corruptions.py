@@ -236,3 +236,12 @@ def test_generate_writes_the_corrupted_training_rows_with_the_truth_and_the_mani
     assert all(r["label"] == r["area"] and r["answer"] in val.task.answer_names for r in val.rows(range(len(val))))
     with pytest.raises(UserError, match="data.split=test: corruptions apply to training rows only"):
         generate(load_config(None, ONE_COMBO + ["data.split=test", "data.label_noise=0.1"]).data, tmp_path / "t", progress=False)
+
+
+def test_mix_into_a_parquet_source_with_synthetic_scenes(second_set):
+    _, train, val = sources(f"data.parquet={{other: {second_set}}}", "data.source=other", "data.mix.source=synthetic",
+                            "data.mix.ratio=0.5", base=ONE_COMBO)  # fmt: skip
+    rows = train.rows(range(len(train)))
+    rendered = [r for r in rows if not isinstance(r["image"], bytes)]
+    assert len(rendered) == round(len(rows) * 0.5) and len(rows) == len(train)
+    assert all(isinstance(r["image"], bytes) for r in val.rows(range(len(val))))  # validation: the Parquet set's own
