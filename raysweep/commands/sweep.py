@@ -27,7 +27,10 @@ def run(args) -> int:
     from raysweep.provenance import provenance_tags
 
     tags = provenance_tags(cfg)  # where the command starts: the trials' working directory has no .git
-    summary = run_sweep(_absolute_paths(cfg), configs_root, resume=args.resume, verbose=args.verbose, provenance=tags)
+    from raysweep.sweep.paths import portable_path
+
+    configs_root = Path(portable_path(str(configs_root), Path.cwd()))  # relative, like the trials' other paths
+    summary = run_sweep(_trial_paths(cfg), configs_root, resume=args.resume, verbose=args.verbose, provenance=tags)
     if summary.get("user_error"):
         raise UserError(summary["user_error"])
     return summary["exit_status"]
@@ -41,18 +44,20 @@ def _configs_root(path):
     return path.resolve().parent
 
 
-def _absolute_paths(cfg):
-    """Data, config and storage paths made absolute (URIs kept), so trials find them whatever their working directory."""
+def _trial_paths(cfg):
+    """Input paths portable, storage absolute (URIs kept): what the trials' configs hold.
+
+    Data, eval-set and DeepSpeed files inside the working directory are kept relative to it, so a
+    trial resolves them in its own working directory (a Ray job's working_dir on its node, also after
+    a resume from another folder; raysweep.sweep.paths); those outside it are made absolute.
+    """
+    from pathlib import Path
+
     from raysweep import storage
+    from raysweep.sweep.paths import portable_paths
 
-    def fix(p: str) -> str:
-        return storage.resolve(p) if p else p
-
-    cfg.data.parquet = {k: fix(v) for k, v in cfg.data.parquet.items()}
-    for s in cfg.train.eval_sets:
-        s.path, s.config = fix(s.path), fix(s.config)
-    cfg.train.deepspeed_config = fix(cfg.train.deepspeed_config)
-    cfg.train.storage_path, cfg.sweep.storage_path = fix(cfg.train.storage_path), fix(cfg.sweep.storage_path)
+    portable_paths(cfg, Path.cwd())
+    cfg.train.storage_path, cfg.sweep.storage_path = (storage.resolve(p) if p else p for p in (cfg.train.storage_path, cfg.sweep.storage_path))
     if not cfg.mlflow.tracking_uri:
         from raysweep.tracking import tracking_uri
 

@@ -13,9 +13,17 @@ INCLUDE_KEY = "include"
 
 
 def trial_config(base: dict, values: dict, configs_root: Path):
-    """The RunConfig of a trial: ``base`` (a resolved config dict), then included files, then keys."""
-    from raysweep.config import RunConfig
+    """The RunConfig of a trial: ``base`` (a resolved config dict), then included files, then keys.
 
+    Relative paths (``configs_root``, data and eval-set files) are relative to the working directory;
+    in a Tune trial, which runs in its trial folder, they are resolved against the folder its worker
+    started in (:mod:`raysweep.sweep.paths`), so a resumed sweep finds them in its own working directory.
+    """
+    from raysweep.config import RunConfig
+    from raysweep.sweep.paths import resolve_path, resolve_paths, trial_workdir
+
+    workdir = trial_workdir()
+    configs_root = Path(resolve_path(str(configs_root), workdir))
     raw = copy.deepcopy(base)
     raw.pop("sweep", None)
     includes = values.get(INCLUDE_KEY) or []
@@ -24,7 +32,7 @@ def trial_config(base: dict, values: dict, configs_root: Path):
     for key, value in values.items():
         if key != INCLUDE_KEY:
             set_dotted(raw, key, value)
-    return from_dict(RunConfig, raw)
+    return resolve_paths(from_dict(RunConfig, raw), workdir)
 
 
 def resolve_include(name: str, configs_root: Path) -> Path:
