@@ -44,20 +44,47 @@ def find_user_error(exc: BaseException | None, _depth: int = 0) -> UserError | N
     """
     if exc is None or _depth > 12:
         return None
+    if _depth == 0:
+        found = find_user_error(exc, 1)
+        return found if found is not None else _user_error_in_text(exc)
     cause = getattr(exc, "cause", None)  # RayTaskError(ConfigError) is a ConfigError whose text is a traceback
     if isinstance(exc, UserError) and not isinstance(cause, BaseException):
         return exc
-    inner: list = [cause, exc.__cause__, exc.__context__, getattr(exc, "error", None)]
+    for candidate in _inner(exc):
+        found = find_user_error(candidate, _depth + 1)
+        if found is not None:
+            return found
+    return None
+
+
+def _inner(exc: BaseException) -> list[BaseException]:
+    """The exceptions Ray, Ray Train and Tune wrapped in ``exc``."""
+    inner: list = [getattr(exc, "cause", None), exc.__cause__, exc.__context__, getattr(exc, "error", None)]
     failures = getattr(exc, "worker_failures", None) or getattr(exc, "errors", None)
     if isinstance(failures, dict):
         inner.extend(failures.values())
     elif isinstance(failures, (list, tuple)):
         inner.extend(failures)
-    for candidate in inner:
-        if isinstance(candidate, BaseException) and candidate is not exc:
-            found = find_user_error(candidate, _depth + 1)
-            if found is not None:
-                return found
+    return [c for c in inner if isinstance(c, BaseException) and c is not exc]
+
+
+def _user_error_in_text(exc: BaseException, _depth: int = 0) -> UserError | None:
+    """The last ``raysweep.errors.UserError: ...`` line of a traceback Ray kept only as text.
+
+    Ray Data wraps an exception raised in a pipeline stage in ``UserCodeException`` and ships only
+    the text of its traceback to the consumer, so the object is gone but its line is not.
+    """
+    import re
+
+    if exc is None or _depth > 12:
+        return None
+    lines = re.findall(r"^raysweep\.errors\.(?:UserError|ConfigError): (.+)$", str(exc), flags=re.M)
+    if lines:
+        return UserError(lines[-1].strip())
+    for candidate in _inner(exc):
+        found = _user_error_in_text(candidate, _depth + 1)
+        if found is not None:
+            return found
     return None
 
 

@@ -91,10 +91,21 @@ def evaluate_rows(
         ``mode``/``leniency``. :func:`scalar_metrics` keeps only the numbers.
     """
     built = for_task(built, task)
-    task = built.task
     started = time.perf_counter()
     preds, errors = predict_rows(built, rows, mode, batch_size, max_new_tokens, progress)
-    seconds = time.perf_counter() - started
+    return score_predictions(rows, preds, errors, built.task, mode, leniency, time.perf_counter() - started, max_new_tokens)
+
+
+def score_predictions(rows: list[dict], preds: list, errors: dict[int, str], task, mode: str = "choice",
+                      leniency: str = "lenient", seconds: float = 0.0, max_new_tokens: int = 15) -> dict:  # fmt: skip
+    """The :func:`evaluate_rows` result of predictions made elsewhere (e.g. by Ray Data replicas).
+
+    Args:
+        rows: the rows, in order (each with ``label``; ``scene_id`` is kept in ``predictions``).
+        preds: one :class:`~raysweep.models.base.Prediction` per row, in the rows' order.
+        errors: ``{row index: "Type: message"}`` of rows that failed alone.
+        task: the :class:`~raysweep.tasks.Task` that scores them; ``seconds``: the prediction time.
+    """
     labels = [p.area if mode == "choice" else task.parse(p.text, leniency) for p in preds]
     targets = [int(r["label"]) for r in rows]
     result = metrics.summary(targets, labels, task)
@@ -181,3 +192,25 @@ def _finite(value):
     if isinstance(value, list):
         return [_finite(v) for v in value]
     return value
+
+
+class LocalPredictor:
+    """Predictions in this process: the model is built once, on first use, by ``build()`` (-> Built).
+
+    The in-process counterpart of :class:`raysweep.launch.inference.RayDataPredictor`: both take
+    jobs ``(rows, mode, task)`` and return ``(predictions, errors, seconds)`` per job, in order.
+    """
+
+    def __init__(self, build, batch_size: int = 16, max_new_tokens: int = 15, progress: bool = False):
+        self.build, self.batch_size, self.max_new_tokens, self.progress = build, batch_size, max_new_tokens, progress
+        self.built = None
+
+    def predict(self, jobs: list[tuple[list[dict], str, object]]) -> list[tuple[list, dict, float]]:
+        if self.built is None:
+            self.built = self.build()
+        out = []
+        for rows, mode, task in jobs:
+            started = time.perf_counter()
+            preds, errors = predict_rows(for_task(self.built, task), rows, mode, self.batch_size, self.max_new_tokens)
+            out.append((preds, errors, time.perf_counter() - started))
+        return out

@@ -58,3 +58,37 @@ class FailOnce(LoopCallback):
             os.kill(self.pid, getattr(signal, self.signal_name))
         else:
             raise RuntimeError(f"injected failure at {moment} of epoch {ctx.epoch} (tests/loop_faults.py)")
+
+
+class RecordServed(LoopCallback):
+    """At each epoch's end, write the positions of the batches this rank was served by the ray_data
+    input (``raysweep.launch.data.SERVED``) to ``<folder>/epoch<E>-rank<R>.json``."""
+
+    def __init__(self, folder: str):
+        self.folder = Path(folder)
+
+    def on_epoch_end(self, ctx, metrics, stop):
+        import json
+
+        from raysweep.launch import data
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"epoch{ctx.epoch}-rank{ctx.rank}.json").write_text(json.dumps(data.SERVED))
+
+
+def kill_data_worker_once(stage: str, epoch: int, batch_id: int, marker: str, at_stage: str = "collate",
+                          at_epoch: int = 0, at_batch: int = 1) -> None:  # fmt: skip
+    """A ray_data stage hook (``run_training(data_hooks=...)``): the Ray Data worker process running
+    ``at_stage`` for batch ``at_batch`` of epoch ``at_epoch`` (from 0) dies at once, the first time only."""
+    if (stage, epoch, batch_id) != (at_stage, at_epoch, at_batch) or Path(marker).exists():
+        return
+    Path(marker).write_text(f"{stage} of epoch {epoch}, batch {batch_id}, pid {os.getpid()}")
+    os._exit(1)
+
+
+def bad_row(stage: str, epoch: int, batch_id: int, at: int = 0) -> None:
+    """A ray_data stage hook: the collate stage of batch ``at`` raises the UserError a bad row would."""
+    from raysweep.errors import UserError
+
+    if stage == "collate" and batch_id == at:
+        raise UserError("synthetic scenes: row 99: injected bad row; remove it")

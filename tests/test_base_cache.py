@@ -24,15 +24,18 @@ def test_evaluated_once_then_served_from_the_cache(tmp_path):
     cache = BaseCache(str(tmp_path / "cache"))
     calls = []
 
-    def evaluate_one(index, folder):
-        calls.append(index)
-        (folder / "base").mkdir(parents=True)
-        (folder / "base" / "metrics.json").write_text("{}")
-        return {f"base/{cfg.train.eval_sets[index].name}/acc": 0.1 * (index + 1)}
+    def evaluate(targets):
+        found = []
+        for index, folder in targets:
+            calls.append(index)
+            (folder / "base").mkdir(parents=True)
+            (folder / "base" / "metrics.json").write_text("{}")
+            found.append({f"base/{cfg.train.eval_sets[index].name}/acc": 0.1 * (index + 1)})
+        return found
 
-    first, source = evaluate_base_sets(cfg, tmp_path / "out1", cache, evaluate_one)
+    first, source = evaluate_base_sets(cfg, tmp_path / "out1", cache, evaluate)
     assert calls == [0, 1] and source == {"a": "evaluated", "b": "evaluated"}
-    again, source = evaluate_base_sets(load_config(TRAIN, [SETS, "train.lr=0.5"]), tmp_path / "out2", cache, evaluate_one)
+    again, source = evaluate_base_sets(load_config(TRAIN, [SETS, "train.lr=0.5"]), tmp_path / "out2", cache, evaluate)
     assert calls == [0, 1] and again == first and all(v.startswith("cache:") for v in source.values())
     assert (tmp_path / "out2" / "a" / "base" / "metrics.json").is_file()  # the reports come along
     assert cache.evaluations() == 2

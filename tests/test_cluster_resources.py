@@ -117,3 +117,22 @@ def test_node_groups_read_from_the_autoscaler_cluster_config(monkeypatch):
     assert Capacity({"CPU": 0.0}, types).most("GPU") == 64.0
     monkeypatch.setattr(state, "get_cluster_config", lambda: None)
     assert _gcs_node_types() == []
+
+
+def test_ray_data_pipeline_needs_a_cpu_beside_the_workers():
+    """Two CPUs, one worker of 1 CPU: room for the pipeline; 2 workers of 1 CPU: refused, one line."""
+    from raysweep.launch.resources import DATA_CPUS, check_data_cpus
+
+    two = Capacity({"CPU": 2.0})
+    check_data_cpus(load_config(None, ["train.num_workers=1", "train.cpus_per_worker=1"]), two)
+    full = load_config(None, ["train.num_workers=2", "train.cpus_per_worker=1"])
+    with pytest.raises(UserError, match=r"^train.data_loader=ray_data needs 0.5 CPU beside the Train workers .* set train.data_loader=worker"):
+        check_data_cpus(full, two)
+    check_data_cpus(load_config(None, ["train.num_workers=2", "train.cpus_per_worker=1", "train.data_loader=worker"]), two)
+    # a sweep counts each trial's driver and leaves the pipeline's share out of the concurrency
+    sweep = load_config(None, ["train.num_workers=1", "train.cpus_per_worker=0.5", "sweep.trial_cpus=0.5"])
+    assert trial_resources(sweep, data=True)["CPU"] == 1.0 + DATA_CPUS
+    assert concurrent_trials(trial_resources(sweep, data=True), two) == 1
+    check_data_cpus(sweep, two, trials=1, sweep=True)
+    with pytest.raises(UserError, match="sweep.max_concurrent"):
+        check_data_cpus(sweep, two, trials=2, sweep=True)

@@ -63,3 +63,20 @@ def test_a_user_error_raised_in_a_ray_task_is_one_line_exit_2(capsys, monkeypatc
     err = capsys.readouterr().err.strip().splitlines()  # Ray's own start-up lines come first
     assert err[-1] == "raysweep config: error: lora.rank: must be >= 1, got 0"
     assert not any("Traceback" in line or 'File "' in line for line in err)
+
+
+def test_a_user_error_ray_kept_only_as_traceback_text_is_found():
+    """Ray Data ships a stage's exception to the consumer as text (UserCodeException): the last
+    ``raysweep.errors.UserError: ...`` line of it is the error."""
+    from raysweep.errors import find_user_error
+
+    class WorkerGroupError(Exception):
+        def __init__(self, failures):
+            super().__init__("Training failed due to worker errors")
+            self.worker_failures = failures
+
+    text = ("ray::SplitCoordinator.get()\nTraceback (most recent call last):\n  File \"stage.py\", line 3\n"
+            "    raise UserError(...)\nraysweep.errors.UserError: coco_val: row 7: bad image; remove it\n")  # fmt: skip
+    found = find_user_error(WorkerGroupError({0: RuntimeError(text)}))
+    assert found is not None and found.message == "coco_val: row 7: bad image; remove it"
+    assert find_user_error(WorkerGroupError({0: RuntimeError("ValueError: nothing of ours")})) is None

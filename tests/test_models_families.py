@@ -197,3 +197,28 @@ def test_collate_once_gives_the_two_pass_labels(name, monkeypatch):
     for collate in (lambda: family.collate(built, merged, train=True), lambda: two_pass_collate(family, built, merged)):
         with pytest.raises(RuntimeError, match="the prompt's tokens change when the answer follows"):
             collate()
+
+
+def test_the_collator_without_weights_collates_as_the_built_model(built, rows):
+    """Ray Data's collate stage builds ``build_collator`` (no model) and must produce the same batch."""
+    family = get_family(built.family)
+    collator = family.build_collator(built.config, built.task)
+    assert collator.model is None
+    want, got = family.collate(built, rows, train=True), family.collate(collator, rows, train=True)
+    assert want.keys() == got.keys()
+    for key in want:
+        assert torch.equal(want[key], got[key]) if isinstance(want[key], torch.Tensor) else want[key] == got[key], key
+
+
+@pytest.mark.parametrize("name,checkpoint", [("llava-next", "shape:llava-hf/llava-v1.6-vicuna-7b-hf"),
+                                             ("qwen2-vl", "shape:Qwen/Qwen2-VL-7B-Instruct")])  # fmt: skip
+def test_a_real_shape_collator_reads_only_the_processor(name, checkpoint, rows):
+    from raysweep.models._shapes import family_processor
+
+    cfg = load_config(f"configs/models/tiny-{name}.yaml", [f"model.checkpoint={checkpoint}"])
+    collator = get_family(name).build_collator(cfg.model)
+    processor, tokenizer = family_processor(get_family(name), cfg.model)
+    assert collator.model is None and type(collator.processor).__name__ == type(processor).__name__
+    assert collator.tokenizer.get_vocab() == tokenizer.get_vocab()
+    batch = get_family(name).collate(collator, rows[:2], train=True)
+    assert (batch["labels"] != -100).any()

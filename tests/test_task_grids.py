@@ -64,7 +64,7 @@ def test_generate_train_evaluate_report_on_an_n_by_n_grid(side, tmp_path, capsys
     # evaluate the adapter on the held-out split: the report is the grid's
     report = tmp_path / "report"
     assert main(["eval", str(REPO / "configs/models/tiny-llava-next.yaml"), "model.tiny_layers=2", "--data", str(test_set),
-                 "--adapter", str(adapter), "--out", str(report)]) == 0  # fmt: skip
+                 "--adapter", str(adapter), "--out", str(report), "--local"]) == 0  # fmt: skip
     table = capsys.readouterr().out
     result = json.loads((report / "metrics.json").read_text())
     assert result["n"] == len(open_dataset(test_set).read(["label"])) and len(result["per_class"]) == n_areas

@@ -12,6 +12,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--mode", choices=["choice", "generate", "both"], default=None, help="prediction mode (default: eval.mode)")
     parser.add_argument("--out", default=None, metavar="DIR", help="report folder (default: DIR/eval/<family>-<mode>)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N rows only (default: eval.limit)")
+    parser.add_argument("--replicas", type=int, default=None, help="model replicas predicting in parallel, Ray Data batch inference (default: eval.replicas, or 1)")
+    parser.add_argument("--local", action="store_true", help="predict in this process, without Ray (debugging)")
 
 
 def run(args) -> int:
@@ -21,9 +23,8 @@ def run(args) -> int:
 
     from raysweep.datasets import open_dataset
     from raysweep.errors import UserError
-    from raysweep.evaluate import evaluate_rows, format_table, write_report
+    from raysweep.evaluate import format_table, score_predictions, write_report
     from raysweep.metrics import agreement
-    from raysweep.models import get_family
     from raysweep.preflight import check_checkpoint_folder, check_device, check_writable
 
     cfg = load_from_args(args)
@@ -45,13 +46,25 @@ def run(args) -> int:
         rows = rows[:limit]
     if not rows:
         raise UserError(f"dataset {args.data} has no rows")
-    family = get_family(cfg.model.family)
-    built = family.build(cfg.model, task)
-    if args.adapter:
-        built = family.load_adapter(built, _resolve_adapter(args.adapter, cfg))
+    replicas = cfg.eval.replicas if args.replicas is None else args.replicas
+    if replicas < 0:
+        raise UserError(f"--replicas must be >= 1, got {replicas}")
+    adapter = _resolve_adapter(args.adapter, cfg) if args.adapter else None
+    if adapter:  # before any replica is started: a misfit is one line here, not a failed actor
+        from raysweep.models._adapter_identity import check_adapter
+
+        check_adapter(adapter, cfg.model, task)
+    ray_started = not args.local and not _ray_running()
+    try:
+        predicted = _predictor(cfg, task, adapter, replicas or 1, args.local).predict([(rows, mode, task) for mode in outs])
+    finally:
+        if ray_started:  # a Ray this command started ends with it
+            import ray
+
+            ray.shutdown()
     results = {}
-    for mode, out in outs.items():
-        result = evaluate_rows(built, rows, mode, cfg.eval.batch_size, cfg.eval.max_new_tokens, cfg.eval.leniency)
+    for (mode, out), (preds, errors, seconds) in zip(outs.items(), predicted):
+        result = score_predictions(rows, preds, errors, task, mode, cfg.eval.leniency, seconds, cfg.eval.max_new_tokens)
         write_report(result, out, title=cfg.model.family, task=task)
         print(format_table(result, task))
         print(f"wrote {out}/metrics.json and figures")
@@ -61,6 +74,36 @@ def run(args) -> int:
         speed = results["choice"]["rows_per_s"] / max(results["generate"]["rows_per_s"], 1e-9)
         print(f"choice vs generate: agreement {agreement(a, b):.1%}, choice {speed:.1f}x faster")
     return 0
+
+
+def _ray_running() -> bool:
+    import ray
+
+    return ray.is_initialized()
+
+
+def _predictor(cfg, task, adapter, replicas: int, local: bool):
+    """Ray Data batch inference on ``replicas`` model replicas (a GPU each where the cluster has GPUs),
+    or with ``local`` the model in this process."""
+    if local:
+        from raysweep.evaluate import LocalPredictor
+        from raysweep.models import get_family
+
+        def build():
+            family = get_family(cfg.model.family)
+            built = family.build(cfg.model, task)
+            return family.load_adapter(built, adapter) if adapter else built
+
+        return LocalPredictor(build, cfg.eval.batch_size, cfg.eval.max_new_tokens)
+    import ray
+
+    from raysweep.launch.inference import RayDataPredictor
+    from raysweep.launch.train import init_ray
+
+    init_ray()
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 and cfg.model.device.startswith(("auto", "cuda")) else 0
+    return RayDataPredictor(cfg.model, task, adapter, replicas, cfg.eval.replica_cpus, gpus, 1 if gpus else max(1, int(cfg.eval.replica_cpus)),
+                            cfg.eval.batch_size, cfg.eval.max_new_tokens)  # fmt: skip
 
 
 def _report_dir(args, cfg, mode: str, several: bool):

@@ -1,19 +1,208 @@
-"""Ray Data datasets of scenes made on the fly from scene indices.
+"""Ray Data pipelines: the training input of ``train.data_loader=ray_data`` and scenes made on the fly.
 
-What travels through the object store is cheap: blocks of positions. Each map task rebuilds the
-(cached) scene set and renders its batch locally, so ``scene_dataset(cfg)`` yields the same rows as
-``raysweep generate`` in any shard and any order.
+The training input (:func:`training_dataset`) is one row per training micro batch, so a batch is
+never split or merged on its way::
+
+    range(steps x workers)                        the epoch's batch numbers
+      -> map_batches(RowsStage)      CPU 0.25     this epoch's seeded permutation -> the batch's
+                                                  positions -> rows (scenes rendered, or Parquet
+                                                  rows taken), the training split's corruptions
+      -> map_batches(CollateStage)   CPU 0.5      the family's collate -> ready tensors
+      -> Ray Train: streaming_split(workers, equal=True) -> get_dataset_shard("train")
+      -> iter_batches(batch_size=1, prefetch_batches)   in the Train worker
+
+Batch ``i`` of epoch ``e`` holds entries ``i*B .. (i+1)*B-1`` of the permutation
+:func:`raysweep.training.data.epoch_batches` deals (seed, epoch): with one worker the batches and
+their order are exactly the ``worker`` loader's (``preserve_order``), with more workers each epoch
+consumes the same first ``steps x B x workers`` entries, each once, dealt by Ray. The epoch reaches
+the map tasks through :class:`EpochClock`, which rank 0 sets before every epoch: each epoch is one
+execution of the dataset, started only when every worker has asked for it (Ray's split barrier).
+
+The data stages run as Ray tasks on CPUs that are not the Train workers' (Ray Train excludes its
+workers' resources from Ray Data's budget), with fractional CPU requests so that a 2-CPU machine
+with one Train worker still schedules them. A row that fails in a stage stops the run with one line
+naming the dataset, the row and the reason (a :class:`~raysweep.errors.UserError`).
 """
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import ray
 
-from raysweep._configlib import to_dict
+from raysweep._configlib import from_dict, to_dict
+from raysweep.errors import UserError
 
-
+ROWS_CPUS = 0.25  # Ray Data task CPUs of the rows stage (rendering or Parquet takes)
+COLLATE_CPUS = 0.5  # ... of the collate stage (the family's processor: most of the data time)
 _TOOLS: dict[str, tuple] = {}
+SERVED: list[list[int]] = []  # positions of the batches this process's worker was served this epoch (tests, debugging)
+_CACHE: dict[str, object] = {}
+
+
+@ray.remote(num_cpus=0, max_restarts=-1)
+class EpochClock:
+    """The epoch the training input serves now (from 0); rank 0 sets it before each epoch."""
+
+    def __init__(self) -> None:
+        self.epoch = 0
+
+    def set(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def get(self) -> int:
+        return self.epoch
+
+
+def _cached(kind: str, key: str, build):
+    """One object per (kind, config) per process: Ray reuses its worker processes across tasks."""
+    full = f"{kind}:{key}"
+    if full not in _CACHE:
+        for old in [k for k in _CACHE if k.startswith(f"{kind}:")]:
+            del _CACHE[old]
+        _CACHE[full] = build()
+    return _CACHE[full]
+
+
+def dataset_name(cfg) -> str:
+    """How errors name the training source: ``synthetic`` or the Parquet set's name and folder."""
+    data = cfg.data
+    return "synthetic scenes" if data.source == "synthetic" else f"{data.source} ({data.parquet.get(data.source, '?')})"
+
+
+class RowsStage:
+    """Batch numbers -> pickled rows of those batches, in this epoch's permutation (a Ray Data UDF)."""
+
+    def __init__(self, run: dict, n_rows: int, batch_size: int, clock, hooks=()):
+        self.run, self.n_rows, self.batch_size, self.clock, self.hooks = run, n_rows, batch_size, clock, list(hooks)
+
+    def __call__(self, batch: dict) -> dict:
+        from raysweep.config import RunConfig
+        from raysweep.training.data import epoch_batches, train_val_sources
+
+        key = repr(self.run)
+        cfg = _cached("cfg", key, lambda: from_dict(RunConfig, self.run))
+        source = _cached("train_rows", key, lambda: train_val_sources(cfg)[0])
+        epoch = ray.get(self.clock.get.remote())
+        ids = [int(i) for i in batch["id"]]
+        order = np.asarray(epoch_batches(self.n_rows, epoch, cfg.train.seed, 0, 1, max(ids) + 1, self.batch_size))
+        rows, positions = [], []
+        for i in ids:
+            for hook in self.hooks:
+                _call_hook(hook, "rows", epoch, i)
+            positions.append(order[i])
+            rows.append(pickle.dumps(source.rows(order[i]), protocol=5))
+        return {"id": np.asarray(ids, np.int64), "epoch": np.full(len(ids), epoch, np.int64),
+                "positions": np.stack(positions).astype(np.int64), "rows": np.asarray(rows, dtype=object)}  # fmt: skip
+
+
+class CollateStage:
+    """Pickled rows -> the family's ready training batch, pickled (a Ray Data UDF)."""
+
+    def __init__(self, run: dict, hooks=()):
+        self.run, self.hooks = run, list(hooks)
+
+    def __call__(self, batch: dict) -> dict:
+        from raysweep.config import RunConfig
+        from raysweep.models import get_family
+        from raysweep.tasks import training_task
+
+        key = repr(self.run)
+        cfg = _cached("cfg", key, lambda: from_dict(RunConfig, self.run))
+        family = get_family(cfg.model.family)
+        built = _cached("collator", repr(to_dict(cfg.model)) + repr(to_dict(cfg.data)),
+                        lambda: family.build_collator(cfg.model, training_task(cfg.data)))  # fmt: skip
+        out = []
+        for i, epoch, blob in zip(batch["id"], batch["epoch"], batch["rows"]):
+            for hook in self.hooks:
+                _call_hook(hook, "collate", int(epoch), int(i))
+            rows = pickle.loads(blob)
+            out.append(pickle.dumps(collate_or_name_row(family, built, rows, dataset_name(cfg)), protocol=5))
+        return {"id": batch["id"], "epoch": batch["epoch"], "positions": batch["positions"], "batch": np.asarray(out, dtype=object)}
+
+
+def collate_or_name_row(family, built, rows: list[dict], name: str) -> dict:
+    """``family.collate(built, rows, train=True)``; when it fails, the first row that fails alone
+    becomes one line: ``UserError("<dataset>: row <id>: <reason> ...")``."""
+    try:
+        return family.collate(built, rows, train=True)
+    except UserError:
+        raise
+    except Exception as batch_err:  # noqa: BLE001 - any processor failure is named by its row
+        for row in rows:
+            try:
+                family.collate(built, [row], train=True)
+            except Exception as err:  # noqa: BLE001
+                reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                row_id = row.get("scene_id", row.get("image_id", "?"))
+                raise UserError(f"{name}: row {row_id}: {family.name} cannot collate it ({reason}); remove the row "
+                                "or screen the set again with raysweep inspect") from None  # fmt: skip
+        raise batch_err
+
+
+def _call_hook(hook, stage: str, epoch: int, batch_id: int) -> None:
+    """``(module:function, kwargs)``: a test's fault at a data stage, called with the stage, epoch and batch."""
+    import importlib
+
+    path, kwargs = hook
+    module, _, name = path.partition(":")
+    getattr(importlib.import_module(module), name)(stage=stage, epoch=epoch, batch_id=batch_id, **(kwargs or {}))
+
+
+def training_dataset(cfg, n_rows: int, micro_steps: int, clock, hooks=()) -> "ray.data.Dataset":
+    """The lazy training input of a RunConfig: ``micro_steps x num_workers`` rows per epoch, one per batch.
+
+    Args:
+        cfg: the RunConfig (``train.batch_size``, ``train.num_workers``, ``train.seed``, model, data).
+        n_rows: rows of the training split (the permutation's length).
+        micro_steps: micro batches per worker per epoch.
+        clock: an :class:`EpochClock` handle, set by rank 0 before each epoch.
+        hooks: ``("module:function", kwargs)`` called in the stages for every batch (tests' faults).
+
+    Columns: ``id`` (batch number in the epoch), ``epoch``, ``positions`` (B,) row positions of the
+    training split, ``batch`` (the pickled dict of tensors ``family.collate`` returned).
+    """
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False
+    context.print_on_execution_start = False
+    run = to_dict(cfg)
+    n_batches = micro_steps * cfg.train.num_workers
+    ds = ray.data.range(n_batches, override_num_blocks=n_batches)
+    rows = RowsStage(run, n_rows, cfg.train.batch_size, clock, hooks)
+    ds = ds.map_batches(_rows_fn, fn_kwargs={"stage": rows}, batch_size=1, batch_format="numpy", num_cpus=ROWS_CPUS)
+    return ds.map_batches(_collate_fn, fn_kwargs={"stage": CollateStage(run, hooks)}, batch_size=1, batch_format="numpy",
+                          num_cpus=COLLATE_CPUS)
+
+
+def _rows_fn(batch: dict, stage: RowsStage) -> dict:
+    return stage(batch)
+
+
+def _collate_fn(batch: dict, stage: CollateStage) -> dict:
+    return stage(batch)
+
+
+def shard_batches(shard, n_batches: int, epoch: int, prefetch_batches: int = 2):
+    """This worker's ``n_batches`` ready batches of ``epoch`` from its Ray Data shard (an iterator of dicts).
+
+    Raises RuntimeError if the shard serves another epoch's rows or runs dry early (Ray Train splits
+    the dataset equally, so every worker gets the same count and no collective waits on one).
+    """
+    taken = 0
+    SERVED.clear()
+    for row in shard.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=prefetch_batches):
+        if int(row["epoch"][0]) != epoch:
+            raise RuntimeError(f"the training input served epoch {int(row['epoch'][0])} rows during epoch {epoch}")
+        taken += 1
+        SERVED.append(row["positions"][0].tolist())
+        yield pickle.loads(row["batch"][0])
+        if taken == n_batches:
+            return
+    if taken < n_batches:
+        raise RuntimeError(f"the training input ran dry after {taken} of {n_batches} batches in epoch {epoch}")
 
 
 def _scene_tools(cfg):

@@ -52,12 +52,40 @@ class Capacity:
         return max(self.now.get(resource, 0.0), scaled)
 
 
-def trial_resources(cfg) -> dict[str, float]:
-    """Resources of one trial: its driver (``sweep.trial_cpus``) plus its Ray Train workers."""
+DATA_CPUS = 0.5  # the least CPU a train.data_loader=ray_data pipeline needs beside the workers: one collate task
+
+
+def trial_resources(cfg, data: bool = False) -> dict[str, float]:
+    """Resources of one trial: its driver (``sweep.trial_cpus``) plus its Ray Train workers; with
+    ``data``, plus :data:`DATA_CPUS` for its ray_data pipeline (Ray Data tasks run outside the trial's
+    placement group, so this share is only counted, never reserved)."""
     need = {"CPU": cfg.sweep.trial_cpus + cfg.train.num_workers * cfg.train.cpus_per_worker}
+    if data and cfg.train.data_loader == "ray_data":
+        need["CPU"] += DATA_CPUS
     if cfg.train.use_gpu:
         need["GPU"] = float(cfg.train.num_workers)
     return need
+
+
+def check_data_cpus(cfg, capacity: Capacity, trials: int = 1, sweep: bool = False) -> None:
+    """Refuse ``train.data_loader=ray_data`` when no CPU is left for its pipeline beside ``trials`` runs' workers.
+
+    The pipeline's stages are Ray tasks that need free CPUs; without them the workers wait on a
+    pipeline that never starts (Ray Data's hang on a full cluster).
+
+    Raises:
+        UserError: the cluster's CPUs (at its largest) minus the runs' reservations are below :data:`DATA_CPUS`.
+    """
+    if cfg.train.data_loader != "ray_data":
+        return
+    taken = trials * (trial_resources(cfg)["CPU"] if sweep else cfg.train.num_workers * cfg.train.cpus_per_worker)
+    spare = capacity.most("CPU") - taken
+    if spare >= DATA_CPUS:
+        return
+    raise UserError(f"train.data_loader=ray_data needs {DATA_CPUS:g} CPU beside the Train workers for its pipeline, but the Ray "
+                    f"cluster has {capacity.most('CPU'):g} CPUs and {trials} run(s) reserve {taken:g}; set train.data_loader=worker, "
+                    "lower train.cpus_per_worker or train.num_workers"
+                    + (", or set sweep.max_concurrent" if sweep else ""))  # fmt: skip
 
 
 def concurrent_trials(need: dict[str, float], capacity: Capacity, configured: int = 0) -> int | None:
@@ -137,8 +165,11 @@ def _bootstrap_node_types(path: Path) -> list[NodeType]:
     return types
 
 
-def cluster_gpu_check(cfg) -> Capacity:
-    """Read the connected cluster's capacity and check ``train.use_gpu`` against it; returns the capacity."""
+def cluster_gpu_check(cfg, sweep: bool = False) -> Capacity:
+    """Read the connected cluster's capacity and check ``train.use_gpu`` and, for one run (a sweep
+    checks its concurrency itself), the ray_data pipeline's CPUs against it; returns the capacity."""
     capacity = read_capacity()
     check_gpus(cfg.train.use_gpu, cfg.train.num_workers, capacity)
+    if not sweep:
+        check_data_cpus(cfg, capacity)
     return capacity

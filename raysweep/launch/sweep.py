@@ -25,7 +25,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
 from raysweep import storage
 from raysweep._configlib import flatten, to_dict
 from raysweep.launch.console import BoardCallback, init_sweep_ray
-from raysweep.launch.resources import cluster_gpu_check, concurrent_trials, trial_resources
+from raysweep.launch.resources import check_data_cpus, cluster_gpu_check, concurrent_trials, trial_resources
 from raysweep.launch.train import init_ray
 from raysweep.sweep.ledger import LEDGER_DIR, Ledger, load_listeners, sweep_exit_status
 from raysweep.sweep.space import check_space, trial_config, trial_count
@@ -168,7 +168,9 @@ def start_base_evaluations(base: dict, space: dict, configs_root: Path, cache_lo
 
 def max_concurrent(cfg, capacity) -> int | None:
     """Trials at once (None: no limit, Tune queues them): ``sweep.max_concurrent``, else what the cluster holds at its largest."""
-    return concurrent_trials(trial_resources(cfg), capacity, cfg.sweep.max_concurrent)
+    trials = concurrent_trials(trial_resources(cfg, data=True), capacity, cfg.sweep.max_concurrent)
+    check_data_cpus(cfg, capacity, trials or 1, sweep=True)
+    return trials
 
 
 def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = False, provenance: dict | None = None,
@@ -188,7 +190,7 @@ def run_sweep(cfg, configs_root: Path, resume: bool = False, verbose: bool = Fal
         raise UserError(f"sweep {sweep.name} already exists at {exp_dir}; continue it with --resume or set sweep.name=...")
     init_sweep_ray(verbose)
     init_ray()
-    capacity = cluster_gpu_check(cfg)
+    capacity = cluster_gpu_check(cfg, sweep=True)
     uri = tracking_uri(cfg.mlflow)
     base = to_dict(cfg)
     space = sweep.search_space()  # with sweep.seeds as a train.seed axis

@@ -3,8 +3,8 @@
 The driver creates the MLflow run, starts a ``TorchTrainer`` whose workers run
 :func:`train_loop_per_worker` (the core's :func:`~raysweep.training.loop.run_epochs` over a DeepSpeed or
 DDP :class:`~raysweep.training.engine.WorkerTrainer`, fed and reported by Ray Train),
-then evaluates the base model and the best adapter on the eval sets in a Ray task and logs
-everything: params, per-epoch metrics, test metrics, heatmaps, the adapter, optionally a
+then evaluates the base model and the best adapter on the eval sets as Ray Data batch inference on
+model replicas (:mod:`raysweep.launch.inference`) and logs everything: params, per-epoch metrics, test metrics, heatmaps, the adapter, optionally a
 registered model version with an alias.
 """
 
@@ -98,10 +98,13 @@ def train_loop_per_worker(config: dict) -> None:
             print(f"resumed from epoch {state.epoch} (step {state.step})", flush=True)
 
     def batches(epoch: int):
-        if cfg.train.data_loader == "ray_data":
-            positions = ray_data_batches(ray.train.get_dataset_shard("train"), micro_steps, cfg.train.batch_size, cfg.train.seed + epoch)
-        else:
-            positions = epoch_batches(len(train_src), epoch, cfg.train.seed, rank, world, micro_steps, cfg.train.batch_size)
+        if cfg.train.data_loader == "ray_data":  # rendered and collated by raysweep.launch.data's pipeline
+            from raysweep.launch.data import shard_batches
+
+            if rank == 0:  # before any worker asks: the epoch's execution starts once all have asked
+                ray.get(config["epoch_clock"].set.remote(epoch))
+            return shard_batches(ray.train.get_dataset_shard("train"), micro_steps, epoch, cfg.train.prefetch_batches)
+        positions = epoch_batches(len(train_src), epoch, cfg.train.seed, rank, world, micro_steps, cfg.train.batch_size)
         return (trainer.prepare(train_src.rows(p)) for p in positions)
 
     callbacks = [ConsoleProgress(micro_steps, cfg.train.batch_size, cfg.train.log_every)] if rank == 0 else []
@@ -113,25 +116,6 @@ def train_loop_per_worker(config: dict) -> None:
     callbacks += [RayTrainReport(logger, ledger, (config.get("ledger") or {}).get("trial_id", "")), *(load_callback(path, kwargs) for path, kwargs in config.get("loop_callbacks", []))]
     run_epochs(trainer, cfg.train, batches, lambda: trainer.validate(val_src, cfg.eval.batch_size), state, callbacks,
                rank=rank, world_size=world)  # fmt: skip
-
-
-def ray_data_batches(shard, n_batches: int, batch_size: int, seed: int):
-    """``n_batches`` batches of positions from this worker's Ray Data shard, passing over it again if needed.
-
-    Ray Train splits the dataset equally, so every worker sees the same number of batches per pass
-    and stops at the same step: no collective waits on a worker that ran dry.
-    """
-    taken = 0
-    while taken < n_batches:
-        before = taken
-        for batch in shard.iter_batches(batch_size=batch_size, batch_format="numpy", drop_last=True,
-                                        local_shuffle_buffer_size=4 * batch_size, local_shuffle_seed=seed + taken):  # fmt: skip
-            yield batch["id"].tolist()
-            taken += 1
-            if taken == n_batches:
-                return
-        if taken == before:
-            raise RuntimeError(f"the Ray Data shard holds less than one batch of {batch_size} rows")
 
 
 @dataclass
@@ -162,7 +146,8 @@ def init_ray() -> None:
 def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None = None, tags: dict | None = None,
                  register: bool | None = None, quiet: bool = False, reuse_tag: tuple[str, str] | None = None,
                  loop_callbacks: list[tuple[str, dict]] | None = None, on_trained=None,
-                 ledger: dict | None = None, base_cache: str | None = None) -> TrainingOutcome:  # fmt: skip
+                 ledger: dict | None = None, base_cache: str | None = None,
+                 data_hooks: list[tuple[str, dict]] | None = None) -> TrainingOutcome:  # fmt: skip
     """Fine-tune ``cfg`` on Ray Train, evaluate base vs fine-tuned, log it all to MLflow.
 
     ``reuse_tag=(key, value)`` continues the MLflow run carrying that tag (a restarted sweep trial)
@@ -172,7 +157,9 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
     ``on_trained()`` is called when training has ended, before the final evaluation.
     ``ledger``: ``{"location", "trial_id", "callbacks"}`` of a sweep trial: rank 0 records each epoch
     there and logs nothing for a trial the ledger holds as stopped or completed. ``base_cache``: a
-    sweep's base-evaluation cache (:mod:`raysweep.training.base_cache`).
+    sweep's base-evaluation cache (:mod:`raysweep.training.base_cache`). ``data_hooks``:
+    ``("module:function", kwargs)`` pairs the ray_data pipeline's stages call for every batch (tests'
+    faults, :mod:`raysweep.launch.data`).
     """
     import yaml
 
@@ -189,16 +176,15 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
     run_location = storage.join(cfg.train.storage_path, name)
     run_dir = Path(run_location) if not storage.is_uri(run_location) else None
     order = "min" if cfg.train.early_stop_metric.endswith("loss") else "max"
-    datasets = None
+    datasets, data_config, clock = None, None, None
     if cfg.train.data_loader == "ray_data":
-        from raysweep.training.data import train_val_sources
-
-        datasets = {"train": ray.data.range(len(train_val_sources(cfg)[0]))}
+        datasets, data_config, clock = _ray_data_input(cfg, data_hooks)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id, "resumed": resumed, "ledger": ledger,
-                           "loop_callbacks": list(loop_callbacks or [])},
+                           "loop_callbacks": list(loop_callbacks or []), "epoch_clock": clock},
         datasets=datasets,
+        dataset_config=data_config,
         scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
                                      resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
         run_config=ray.train.RunConfig(
@@ -225,6 +211,27 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
     if not quiet:
         print(format_final_table(cfg, outcome))
     return outcome
+
+
+def _ray_data_input(cfg, hooks=None):
+    """``datasets``, ``dataset_config`` and the :class:`~raysweep.launch.data.EpochClock` of a ray_data run.
+
+    Order is preserved so that one worker's batches are exactly the ``worker`` loader's (an exact
+    resume); Ray Train keeps its workers' CPUs out of Ray Data's budget.
+    """
+    from ray.data import ExecutionOptions
+    from ray.train import DataConfig
+
+    from raysweep.launch.data import EpochClock, training_dataset
+    from raysweep.training.data import steps_per_epoch, train_val_sources
+
+    n_rows = len(train_val_sources(cfg)[0])
+    micro_steps = cfg.train.grad_accum * steps_per_epoch(n_rows, cfg.train.batch_size, cfg.train.num_workers,
+                                                         cfg.train.grad_accum, cfg.train.steps_per_epoch)  # fmt: skip
+    clock = EpochClock.remote()
+    options = ExecutionOptions(preserve_order=True)
+    dataset = training_dataset(cfg, n_rows, micro_steps, clock, hooks or ())
+    return {"train": dataset}, DataConfig(datasets_to_split=["train"], execution_options=options), clock
 
 
 def _evaluate_and_log(cfg, result, logger, uri, resolved, run_dir, run_location, order, register, quiet, base_cache):
@@ -280,32 +287,15 @@ BASE_WAIT_S = 3600  # how long a trial waits for the base evaluation its sweep's
 
 
 def _final_eval(cfg, adapter_dir, out_dir: Path, quiet: bool, base_cache: str | None = None) -> dict:
-    """Evaluate in a Ray task with a worker's resources (a GPU on a cluster)."""
+    """Base and fine-tuned models on the eval sets, as Ray Data batch inference on the model replicas
+    the finished run's resources allow (:mod:`raysweep.launch.inference`); scored and reported here."""
     if not cfg.train.eval_sets:
         return {}
-    # "DEFAULT" keeps the task out of a Tune trial's placement group (the workers' resources are
-    # free again by now; the trial's own bundle holds only its waiting function).
-    task = ray.remote(num_cpus=cfg.train.cpus_per_worker, num_gpus=1 if cfg.train.use_gpu else 0,
-                      scheduling_strategy="DEFAULT")(_eval_task)  # fmt: skip
-    adapter_bytes = _pack(adapter_dir) if adapter_dir else None
-    metrics, reports = ray.get(task.remote(to_dict(cfg), adapter_bytes, quiet, base_cache))
-    _unpack(reports, out_dir)
-    return metrics
-
-
-def _eval_task(run: dict, adapter_bytes, quiet: bool, base_cache: str | None = None):
+    from raysweep.launch.inference import final_eval_predictor
     from raysweep.training.final_eval import evaluate_sets
 
-    quiet_library_warnings()
-    cfg = from_dict(RunConfig, run)
-    with tempfile.TemporaryDirectory() as tmp:
-        adapter = None
-        if adapter_bytes is not None:
-            adapter = Path(tmp) / "adapter"
-            _unpack(adapter_bytes, adapter)
-        out = Path(tmp) / "eval"
-        metrics = evaluate_sets(cfg, adapter, out, progress=not quiet, base_cache=base_cache, wait_s=BASE_WAIT_S)
-        return metrics, _pack(out)
+    return evaluate_sets(cfg, adapter_dir, out_dir, progress=not quiet, base_cache=base_cache, wait_s=BASE_WAIT_S,
+                         predictor_for=final_eval_predictor(cfg))  # fmt: skip
 
 
 def base_eval_task(run: dict, base_cache: str) -> int:
@@ -327,25 +317,6 @@ def base_eval_task(run: dict, base_cache: str) -> int:
             cache.clear_pending(base_key(cfg, s))
         raise
     return len(cfg.train.eval_sets)
-
-
-def _pack(directory: Path) -> bytes:
-    import io
-    import tarfile
-
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        tar.add(str(directory), arcname=".")
-    return buf.getvalue()
-
-
-def _unpack(blob: bytes, directory: Path) -> None:
-    import io
-    import tarfile
-
-    directory.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(fileobj=io.BytesIO(blob), mode="r:gz") as tar:
-        tar.extractall(directory, filter="data")
 
 
 def format_final_table(cfg, outcome: TrainingOutcome) -> str:

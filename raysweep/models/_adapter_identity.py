@@ -172,3 +172,12 @@ def check_weights_placed(peft_model, built, path, saved: set[str] | None) -> Non
         parts = [f"{len(extra)} of its tensors have no place in the model (e.g. {extra[0]})"] if extra else []
         parts += [f"{len(missing)} adapter tensors of the model are not in it (e.g. {missing[0]})"] if missing else []
         raise misfit_error(built, path, ValueError("; ".join(parts)))
+
+
+def check_adapter(path, model_cfg, task) -> None:
+    """Before any model is built (a replica elsewhere will load it): the folder holds a readable peft
+    adapter trained on this base (``model_cfg``) and this task. Raises UserError as ``load_adapter`` would."""
+    from types import SimpleNamespace
+
+    read_adapter_files(path)
+    check_identity(SimpleNamespace(config=model_cfg, family=model_cfg.family, task=task), path)

@@ -182,14 +182,19 @@ def _model_class(family: str):
             "clip": transformers.CLIPModel}[family]  # fmt: skip
 
 
+def family_processor(family, model_cfg):
+    """(processor, tokenizer) of the real-shape variant of ``model_cfg.checkpoint`` for ``family`` (no model)."""
+    arch = architecture(model_cfg.checkpoint)
+    if arch["family"] != family.name:
+        raise UserError(f"model.checkpoint {model_cfg.checkpoint!r} is a {arch['family']} architecture but model.family is {family.name}; set model.family={arch['family']}")
+    return _PROCESSORS[family.name](model_cfg)
+
+
 def build_shape(family, model_cfg, device, dtype):
     """The real-shape variant of ``model_cfg.checkpoint`` for ``family`` (a :class:`~raysweep.models.base.Family`)."""
     from raysweep.models.base import Built
 
-    arch = architecture(model_cfg.checkpoint)
-    if arch["family"] != family.name:
-        raise UserError(f"model.checkpoint {model_cfg.checkpoint!r} is a {arch['family']} architecture but model.family is {family.name}; set model.family={arch['family']}")
-    processor, tokenizer = _PROCESSORS[family.name](model_cfg)
+    processor, tokenizer = family_processor(family, model_cfg)
     config = config_for_tokenizer(model_cfg.checkpoint, tokenizer, SHAPE_DEPTH[family.name], tie=family.name != "clip")
     model = _model_class(family.name)._from_config(config, dtype=dtype)
     model.eval()

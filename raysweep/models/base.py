@@ -195,6 +195,36 @@ class Family:
     def build_pretrained(self, model_cfg, device, dtype) -> Built:
         raise NotImplementedError
 
+    def load_processor(self, model_cfg) -> tuple[Any, Any]:
+        """(processor, tokenizer) of a Hub or local checkpoint, without its weights."""
+        raise NotImplementedError
+
+    def build_collator(self, model_cfg, task=None) -> Built:
+        """What :meth:`collate` needs - processor, tokenizer, task - on the CPU, with ``model`` None.
+
+        Ray Data's collate stage (:mod:`raysweep.launch.data`) builds this once per data worker: a
+        Hub or local checkpoint reads only its processor files, a real-shape variant only its
+        processor; the tiny variant (a few MB) is built whole and its model dropped, since its
+        tokenizer is made with it. Errors as :meth:`build`.
+        """
+        from dataclasses import replace
+
+        from raysweep.tasks import default_task
+
+        task = task or default_task()
+        cpu = torch.device("cpu")
+        if model_cfg.checkpoint == "tiny":
+            built = self.build(replace(model_cfg, device="cpu"), task)
+            built.model = None
+            return built
+        if model_cfg.checkpoint.startswith("shape:"):
+            from raysweep.models._shapes import family_processor
+
+            processor, tokenizer = family_processor(self, model_cfg)
+        else:
+            processor, tokenizer = self.load_processor(model_cfg)
+        return Built(None, processor, tokenizer, self.name, model_cfg, cpu, task=task)
+
     # -- LoRA ----------------------------------------------------------------------------------
     def default_lora_targets(self, vision: bool):
         """peft ``target_modules`` (a regex string or a list) of the family's default adapter."""

@@ -98,13 +98,18 @@ class Clip(Family):
         return built
 
     def build_pretrained(self, model_cfg, device, dtype) -> Built:
-        from transformers import CLIPModel, CLIPProcessor
+        from transformers import CLIPModel
 
         model = CLIPModel.from_pretrained(model_cfg.checkpoint, dtype=dtype)
+        processor, tokenizer = self.load_processor(model_cfg)
+        return Built(model, processor, tokenizer, self.name, model_cfg, device)
+
+    def load_processor(self, model_cfg):
+        from transformers import CLIPProcessor
+
         processor = CLIPProcessor.from_pretrained(model_cfg.checkpoint)
         override_normalisation(processor.image_processor, model_cfg)
-        return Built(model, processor, processor.tokenizer, self.name, model_cfg, device)
-
+        return processor, processor.tokenizer
 
     def build_tiny(self, model_cfg, device, task) -> Built:
         from transformers import CLIPConfig, CLIPModel, CLIPProcessor

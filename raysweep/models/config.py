@@ -112,8 +112,19 @@ class EvalConfig:
     batch_size: int = doc("Evaluation batch size.", 16)
     leniency: Literal["exact", "lenient"] = doc("Answer parser in generate mode (see raysweep/parsing.py).", "lenient")
     limit: int = doc("Evaluate at most this many rows (0 = all).", 0)
+    replicas: int = doc(
+        "Model replicas (Ray actors) that evaluate in parallel as Ray Data batch inference; 0 = what a finished run "
+        "releases (train.num_workers, each with train.cpus_per_worker and a GPU with train.use_gpu) for the final "
+        "evaluation, 1 for raysweep eval.",
+        0,
+    )
+    replica_cpus: float = doc("CPUs per replica of raysweep eval (the final evaluation uses train.cpus_per_worker).", 1.0)
 
     def validate(self) -> None:
+        if self.replicas < 0:
+            raise ConfigError("replicas", f"must be >= 0 (0 = automatic), got {self.replicas}")
+        if self.replica_cpus <= 0:
+            raise ConfigError("replica_cpus", f"must be > 0, got {self.replica_cpus}")
         if self.max_new_tokens < 1:
             raise ConfigError("max_new_tokens", f"must be >= 1, got {self.max_new_tokens}")
         if self.batch_size < 1:

@@ -40,12 +40,18 @@ class LlavaNext(ChatVLMFamily):
         return rf".*({towers}).*\.(q_proj|k_proj|v_proj)$"
 
     def build_pretrained(self, model_cfg, device, dtype) -> Built:
-        from transformers import AutoProcessor, LlavaNextForConditionalGeneration
+        from transformers import LlavaNextForConditionalGeneration
 
         model = LlavaNextForConditionalGeneration.from_pretrained(model_cfg.checkpoint, dtype=dtype)
+        processor, tokenizer = self.load_processor(model_cfg)
+        return Built(model, processor, tokenizer, self.name, model_cfg, device)
+
+    def load_processor(self, model_cfg):
+        from transformers import AutoProcessor
+
         processor = AutoProcessor.from_pretrained(model_cfg.checkpoint)
         override_normalisation(processor.image_processor, model_cfg)
-        return Built(model, processor, processor.tokenizer, self.name, model_cfg, device)
+        return processor, processor.tokenizer
 
     def build_tiny(self, model_cfg, device, task) -> Built:
         from transformers import (

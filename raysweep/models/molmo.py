@@ -82,11 +82,19 @@ class Molmo(Family):
     def build_pretrained(self, model_cfg, device, dtype) -> Built:
         if not model_cfg.trust_remote_code:
             raise UserError(f"molmo: {model_cfg.checkpoint} runs model code from the Hub; set model.trust_remote_code=true to allow it")
-        from transformers import AutoModelForCausalLM, AutoProcessor
+        from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(model_cfg.checkpoint, trust_remote_code=True, dtype=dtype)
+        processor, tokenizer = self.load_processor(model_cfg)
+        return Built(model, processor, tokenizer, self.name, model_cfg, device)
+
+    def load_processor(self, model_cfg):
+        if not model_cfg.trust_remote_code:
+            raise UserError(f"molmo: {model_cfg.checkpoint} runs model code from the Hub; set model.trust_remote_code=true to allow it")
+        from transformers import AutoProcessor
+
         processor = AutoProcessor.from_pretrained(model_cfg.checkpoint, trust_remote_code=True)
-        return Built(model, processor, processor.tokenizer, self.name, model_cfg, device)
+        return processor, processor.tokenizer
 
     def encode(self, built: Built, row: dict, answer: str | None = None) -> dict:
         """One example: ``processor.process`` of image + prompt, then the answer tokens (+EOS) if given."""

@@ -110,9 +110,15 @@ class Qwen2VL(ChatVLMFamily):
         return pos.repeat_interleave(repeat, dim=0)[None].expand(3, -1, -1)
 
     def build_pretrained(self, model_cfg, device, dtype) -> Built:
-        from transformers import AutoImageProcessor, AutoTokenizer, Qwen2VLForConditionalGeneration
+        from transformers import Qwen2VLForConditionalGeneration
 
         model = Qwen2VLForConditionalGeneration.from_pretrained(model_cfg.checkpoint, dtype=dtype)
+        processor, tokenizer = self.load_processor(model_cfg)
+        return Built(model, processor, tokenizer, self.name, model_cfg, device)
+
+    def load_processor(self, model_cfg):
+        from transformers import AutoImageProcessor, AutoTokenizer
+
         pixels = {k: v for k, v in (("min_pixels", model_cfg.min_pixels), ("max_pixels", model_cfg.max_pixels)) if v}
         if _has_torchvision():
             from transformers import AutoProcessor
@@ -124,7 +130,7 @@ class Qwen2VL(ChatVLMFamily):
             image_processor = AutoImageProcessor.from_pretrained(model_cfg.checkpoint, **pixels)
             processor = _image_only_processor_class()(image_processor, tokenizer, chat_template=tokenizer.chat_template)
         _normalisation(processor.image_processor, model_cfg)
-        return Built(model, processor, tokenizer, self.name, model_cfg, device)
+        return processor, tokenizer
 
     def build_tiny(self, model_cfg, device, task) -> Built:
         from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration

@@ -31,6 +31,7 @@ from pathlib import Path
 from raysweep import storage
 
 CACHE_DIR = "base_cache"
+REPLICA_KEYS = ("replicas", "replica_cpus")  # how many model replicas evaluate, and their CPUs: not part of a result
 
 
 def base_key(cfg, eval_set) -> str:
@@ -40,7 +41,7 @@ def base_key(cfg, eval_set) -> str:
 
     payload = {
         "model": to_dict(cfg.model),
-        "eval": to_dict(cfg.eval),
+        "eval": {k: v for k, v in to_dict(cfg.eval).items() if k not in REPLICA_KEYS},  # results do not depend on them
         "task": {k: v for k, v in to_dict(cfg.data).items() if k in ("task", "area_names", "areas_per_side")},
         "set": eval_set_identity(eval_set),
         "set_name": eval_set.name,  # metric keys carry the name
@@ -102,11 +103,12 @@ class BaseCache:
         return sum(1 for rel in storage.list_files(self.location) if rel.rsplit("/", 1)[-1].startswith("evaluated-"))
 
 
-def evaluate_base_sets(cfg, out_dir: Path, cache: BaseCache | None, evaluate_one, wait_s: float = 0.0) -> tuple[dict, dict]:
-    """Base metrics of every eval set, from ``cache`` where it holds them, else by ``evaluate_one``.
+def evaluate_base_sets(cfg, out_dir: Path, cache: BaseCache | None, evaluate, wait_s: float = 0.0) -> tuple[dict, dict]:
+    """Base metrics of every eval set, from ``cache`` where it holds them, the rest by one ``evaluate`` call.
 
     Args:
-        evaluate_one: ``(set_index, report_folder) -> metrics`` that evaluates the base model on one set.
+        evaluate: ``[(set_index, report_folder), ...] -> [metrics, ...]``: evaluates the base model on
+            those sets together (one model build for all), writing each set's reports in its folder.
         wait_s: how long to wait for an evaluation the sweep's driver has started.
 
     Returns:
@@ -114,20 +116,26 @@ def evaluate_base_sets(cfg, out_dir: Path, cache: BaseCache | None, evaluate_one
     """
     metrics: dict = {}
     source: dict = {}
+    missing = []
     for i, eval_set in enumerate(cfg.train.eval_sets):
-        folder = Path(out_dir) / eval_set.name
         key = base_key(cfg, eval_set) if cache else None
         hit = cache.wait(key, wait_s) if cache else None
         if hit is not None:
             metrics.update(hit["metrics"])
-            cache.fetch_reports(key, folder)
+            cache.fetch_reports(key, Path(out_dir) / eval_set.name)
             source[eval_set.name] = f"cache:{key}"
-            continue
-        with tempfile.TemporaryDirectory() as tmp:
-            found = evaluate_one(i, Path(tmp))
+        else:
+            missing.append((i, key))
+    if not missing:
+        return metrics, source
+    with tempfile.TemporaryDirectory() as tmp:
+        folders = [Path(tmp) / str(i) for i, _ in missing]
+        for (i, key), folder, found in zip(missing, folders, evaluate([(i, f) for (i, _), f in zip(missing, folders)])):
+            name = cfg.train.eval_sets[i].name
+            folder.mkdir(parents=True, exist_ok=True)
             if cache:
-                cache.put(key, found, Path(tmp))
-            storage.upload_folder(tmp, str(folder))
-        metrics.update(found)
-        source[eval_set.name] = "evaluated"
+                cache.put(key, found, folder)
+            storage.upload_folder(str(folder), str(Path(out_dir) / name))
+            metrics.update(found)
+            source[name] = "evaluated"
     return metrics, source

@@ -48,10 +48,12 @@ class TrainConfig:
     use_gpu: bool = doc("One GPU per worker.", False)
     cpus_per_worker: float = doc("CPUs reserved per worker.", 1.0)
     data_loader: Literal["worker", "ray_data"] = doc(
-        "worker: each worker renders/reads its seeded share of every epoch (exact resume); ray_data: scene "
-        "positions stream from a Ray Data dataset split across the workers, rows are rendered in the worker.",
-        "worker",
+        "ray_data: a Ray Data pipeline on CPUs beside the workers renders/reads and collates each epoch's seeded "
+        "batches, overlapped with training (raysweep.launch.data); worker: each worker renders/reads and collates "
+        "its share itself (no Ray needed, for debugging). Both give the same batches.",
+        "ray_data",
     )
+    prefetch_batches: int = doc("ray_data: ready batches each worker keeps in flight ahead of the step.", 4)
     strategy: Literal["deepspeed", "ddp"] = doc("deepspeed (ZeRO) or plain torch DDP.", "deepspeed")
     zero_stage: int = doc("DeepSpeed ZeRO stage (0-3).", 2)
     deepspeed_config: str = doc("A DeepSpeed JSON file whose keys override the generated config.", "")

@@ -30,6 +30,8 @@ class LoopContext:
     state: TrainState  # epochs and steps completed, early-stopping record, history
     epoch: int = 0  # the epoch in progress, from 1
     step: int = 0  # micro batches done in this epoch
+    batch_wait_s: float = 0.0  # seconds the last step waited for its batch (the data_wait_frac numerator's share)
+    step_s: float = 0.0  # seconds of the last train step itself
 
 
 class LoopCallback:
@@ -140,7 +142,9 @@ def _train_phase(trainer, batches: Iterable[dict], ctx: LoopContext, callbacks) 
         waited += time.perf_counter() - asked
         if batch is None:
             break
+        stepped = time.perf_counter()
         losses.append(trainer.train_step(batch))
+        ctx.batch_wait_s, ctx.step_s = stepped - asked, time.perf_counter() - stepped
         ctx.step += 1
         ctx.state.step += 1
         _emit(callbacks, "on_step_end", ctx, losses[-1])
