@@ -131,3 +131,42 @@ def test_ctrl_c_mid_epoch_exits_130_and_resume_finishes(tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-2000:]
     states = Ledger(str(tmp_path / "sweeps" / "faults" / "ledger")).states()
     assert sorted(s.status for s in states.values()) == ["completed", "completed"]
+
+
+def test_resume_from_another_working_directory(tmp_path):
+    """The driver dies mid-epoch in one folder; --resume runs in another, the first one gone.
+
+    Trial configs hold the paths inside the working directory relative to it (raysweep.sweep.paths):
+    the resumed trial reads its eval set's config from the second folder. Absolute paths into the
+    first would fail the trial there.
+    """
+    import shutil
+
+    from mlflow import MlflowClient
+
+    from raysweep.sweep.ledger import Ledger
+
+    first = tmp_path / "first"
+    shutil.copytree(REPO / "configs", first / "configs")
+    (first / "tests").symlink_to(REPO / "tests")  # the loop fault's module, for the workers
+    args = [a for a in _sweep_args(tmp_path) if not a.startswith(("sweep.callbacks", "sweep.space"))]
+    args += ["sweep.space={train.lr: {grid: [1.0e-3]}}", "sweep.scheduler=fifo"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RAYSWEEP_TEST_LOOP_MARKER": str(tmp_path / "killed")}
+    env.pop("RAY_ADDRESS", None)
+    run = subprocess.run([sys.executable, "-c", _DRIVER, *args], cwd=first, env=env, capture_output=True, text=True, timeout=900)
+    tail = "\n".join(line[:300] for line in (run.stdout + run.stderr).splitlines()[-40:])
+    assert run.returncode == -9 and (tmp_path / "killed").exists(), f"the driver was not killed mid-epoch ({run.returncode}):\n{tail}"
+
+    second = tmp_path / "second"
+    first.rename(second)
+    resumed = subprocess.run([sys.executable, "-m", "raysweep.cli", *args, "--resume"], cwd=second, env=env,
+                             capture_output=True, text=True, timeout=900)  # fmt: skip
+    out = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, "\n".join(line[:300] for line in out.splitlines()[-60:])
+    states = Ledger(str(tmp_path / "sweeps" / "faults" / "ledger")).states()
+    assert [s.status for s in states.values()] == ["completed"], states
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db")
+    (trial,) = [r for r in client.search_runs([client.get_experiment_by_name("faults").experiment_id])
+                if r.data.tags.get("raysweep.role") == "trial"]  # fmt: skip
+    assert sorted(m.step for m in client.get_metric_history(trial.info.run_id, "train/loss")) == [1, 2]
+    assert "test/civet/acc" in trial.data.metrics
