@@ -1,6 +1,6 @@
 """Benchmark: does the tiny model learn relative position? Held-out accuracy along training, on CPU.
 
-    python benchmarks/bench_relative_learns.py --steps 1400 --eval-every 200 --adapter-out runs/relative-adapter
+    python benchmarks/bench_relative_learns.py --steps 1200 --eval-every 200 --n 300 --adapter-out runs/relative-adapter
 
 The recipe is configs/train-tiny-relative.yaml (model, LoRA, learning rate, warm-up, clipping, weight
 decay), run in one process with one torch thread: batches of 32 drawn (seeded, without
@@ -56,9 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(REPO / "configs/train-tiny-relative.yaml"))
     parser.add_argument("overrides", nargs="*", help="key=value config overrides")
-    parser.add_argument("--steps", type=int, default=1400)
+    parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--eval-every", type=int, default=200)
-    parser.add_argument("--n", type=int, default=400, help="held-out test scenes")
+    parser.add_argument("--n", type=int, default=300, help="held-out test scenes")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0, help="seed of the batch draws")
     parser.add_argument("--adapter-out", default="", help="save the trained adapter here")

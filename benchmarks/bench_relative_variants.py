@@ -1,0 +1,55 @@
+"""Exploration: relative-position variants on CPU, held-out AND training accuracy (README, Tasks).
+
+    python benchmarks/bench_relative_variants.py --steps 400 --eval-every 100 --tag lmhead [key=value ...]
+    python benchmarks/bench_relative_variants.py --cosine --steps 1000 --eval-every 200 --tag cos
+
+configs/train-tiny-relative.yaml plus ``key=value`` overrides, trained as bench_relative_learns.py
+does (one process, one torch thread, batches of ``--bs`` drawn with a seeded generator); every
+``--eval-every`` steps one JSON line: the mean loss of the last 50 steps, ``choice`` accuracy on 200
+training scenes and on ``--n`` held-out test scenes, and the held-out mirror rate. ``--cosine``
+replaces the trainer's warm-up-then-constant schedule by warm-up then cosine decay to 0 at
+``--steps``: an experiment only, since raysweep's engine (raysweep/training/engine.py) has no
+decaying schedule, so ``raysweep train`` cannot reproduce it.
+"""
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from raysweep.config import load_config
+from raysweep.evaluate import evaluate_rows
+from raysweep.training.data import SyntheticRows, limit_rows, train_val_sources
+from raysweep.training.engine import WorkerTrainer
+
+REPO = Path(__file__).resolve().parents[1]
+p = argparse.ArgumentParser()
+p.add_argument("overrides", nargs="*")
+p.add_argument("--steps", type=int, default=400)
+p.add_argument("--eval-every", type=int, default=100)
+p.add_argument("--n", type=int, default=300)
+p.add_argument("--bs", type=int, default=32)
+p.add_argument("--cosine", action="store_true")
+p.add_argument("--tag", default="x")
+a = p.parse_args()
+torch.set_num_threads(1)
+cfg = load_config(str(REPO / "configs/train-tiny-relative.yaml"), a.overrides)
+tr = WorkerTrainer(cfg)
+if a.cosine:
+    w = cfg.train.warmup_steps
+    tr.scheduler = torch.optim.lr_scheduler.LambdaLR(tr.optimizer, lambda s: min(1.0, (s + 1) / w) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / a.steps)))
+train, _ = train_val_sources(cfg)
+test_set = load_config(str(REPO / cfg.train.eval_sets[0].config)).data
+ho = limit_rows(SyntheticRows(test_set), a.n, 0); rows = ho.rows(range(len(ho)))
+trs = train.rows(list(range(0, len(train), max(1, len(train)//200)))[:200])
+print("train scenes", len(train), "trainable", tr.built.trainable_params, tr.built.total_params, flush=True)
+rng = np.random.default_rng(0); t0 = time.time(); losses = []
+for step in range(1, a.steps + 1):
+    losses.append(tr.train_step(tr.prepare(train.rows(rng.choice(len(train), a.bs, replace=False)))))
+    if step % a.eval_every == 0:
+        R = evaluate_rows(tr.built, rows, "choice", 64); te = R["acc"]; mr = R.get("mirror_rate")
+        ta = evaluate_rows(tr.built, trs, "choice", 64)["acc"]
+        print(json.dumps({"tag": a.tag, "step": step, "loss": round(float(np.mean(losses[-50:])), 3), "train_acc": round(ta, 3), "test_acc": round(te, 3), "mirror": mr, "s": round(time.time() - t0)}), flush=True)
