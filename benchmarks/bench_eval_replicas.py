@@ -46,7 +46,9 @@ def main() -> None:
         assert cli(["generate", "configs/data/civet_test.yaml", "--out", str(data), "--quiet"]) == 0
         dataset = open_dataset(data)
         rows = dataset.read().to_pylist()[: args.rows]
-        ray.init(num_cpus=2, log_to_driver=False)
+        from raysweep.launch.train import local_ray_options
+
+        ray.init(num_cpus=2, log_to_driver=False, **local_ray_options())
         for i in range(args.runs):
             for replicas in (1, 2) if i % 2 == 0 else (2, 1):
                 predictor = RayDataPredictor(cfg.model, dataset.task, None, replicas, 1.0, 0, 1, cfg.eval.batch_size, cfg.eval.max_new_tokens)

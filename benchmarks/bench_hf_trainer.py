@@ -90,7 +90,9 @@ def main() -> None:
     import ray
 
     os.chdir(REPO)
-    ray.init(num_cpus=2, log_to_driver=False)
+    from raysweep.launch.train import local_ray_options
+
+    ray.init(num_cpus=2, log_to_driver=False, **local_ray_options())
     hf, ours1, ours2 = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):

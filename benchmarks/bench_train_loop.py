@@ -129,7 +129,9 @@ def main() -> None:
 
     os.chdir(REPO)  # Ray Train workers import benchmarks.bench_train_loop from the driver's working directory
     plain = [plain_loop(args.steps, args.batch) for _ in range(2)]
-    ray.init(num_cpus=2, log_to_driver=False)
+    from raysweep.launch.train import local_ray_options
+
+    ray.init(num_cpus=2, log_to_driver=False, **local_ray_options())
     runs: dict[str, list[dict]] = {"worker": [], "ray_data": []}
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -62,7 +62,7 @@ class FailOnce(LoopCallback):
 
 class RecordServed(LoopCallback):
     """At each epoch's end, write the positions of the batches this rank was served by the ray_data
-    input (``raysweep.launch.data.SERVED``) to ``<folder>/epoch<E>-rank<R>.json``."""
+    input (``raysweep.launch.data.SERVED[epoch]``) to ``<folder>/epoch<E>-rank<R>.json``."""
 
     def __init__(self, folder: str):
         self.folder = Path(folder)
@@ -73,7 +73,7 @@ class RecordServed(LoopCallback):
         from raysweep.launch import data
 
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / f"epoch{ctx.epoch}-rank{ctx.rank}.json").write_text(json.dumps(data.SERVED))
+        (self.folder / f"epoch{ctx.epoch}-rank{ctx.rank}.json").write_text(json.dumps(data.SERVED[ctx.epoch - 1]))
 
 
 def kill_data_worker_once(stage: str, epoch: int, batch_id: int, marker: str, at_stage: str = "collate",

@@ -167,3 +167,11 @@ def test_a_self_referencing_alias_is_an_ordinary_type_error(tmp_path, capsys):
     path = tmp_path / "alias.yaml"
     path.write_text("data:\n  parquet: &a {x: *a}\n")
     assert _cli_error(capsys, path).endswith("data.parquet.x: expected a string, got {'x': {...}}")
+
+
+def test_config_without_a_file_prints_ray_data_as_the_default_loader(capsys):
+    from raysweep.cli import main
+
+    assert main(["config"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("train.data_loader "))
+    assert "'ray_data'" in line.split("  ", 1)[1][:40]

@@ -37,7 +37,7 @@ from raysweep.errors import UserError
 ROWS_CPUS = 0.25  # Ray Data task CPUs of the rows stage (rendering or Parquet takes)
 COLLATE_CPUS = 0.5  # ... of the collate stage (the family's processor: most of the data time)
 _TOOLS: dict[str, tuple] = {}
-SERVED: list[list[int]] = []  # positions of the batches this process's worker was served this epoch (tests, debugging)
+SERVED: dict[int, list[list[int]]] = {}  # epoch (from 0) -> positions of the batches this process's worker was served (tests, debugging)
 _CACHE: dict[str, object] = {}
 
 
@@ -192,17 +192,77 @@ def shard_batches(shard, n_batches: int, epoch: int, prefetch_batches: int = 2):
     the dataset equally, so every worker gets the same count and no collective waits on one).
     """
     taken = 0
-    SERVED.clear()
+    served = SERVED.setdefault(epoch, [])
+    for old in [e for e in SERVED if e < epoch - 1]:
+        del SERVED[old]
     for row in shard.iter_batches(batch_size=1, batch_format="numpy", prefetch_batches=prefetch_batches):
         if int(row["epoch"][0]) != epoch:
             raise RuntimeError(f"the training input served epoch {int(row['epoch'][0])} rows during epoch {epoch}")
         taken += 1
-        SERVED.append(row["positions"][0].tolist())
+        served.append(row["positions"][0].tolist())
         yield pickle.loads(row["batch"][0])
         if taken == n_batches:
             return
     if taken < n_batches:
         raise RuntimeError(f"the training input ran dry after {taken} of {n_batches} batches in epoch {epoch}")
+
+
+_END = object()
+
+
+class EpochFeed:
+    """A Train worker's batches of every epoch from its Ray Data shard, each epoch's pipeline started ahead.
+
+    An epoch's execution (its tasks scheduled, its first batches rendered and collated) is started in
+    a background thread before the loop asks for it: the first epoch's while the model is built, each
+    next one's as soon as this one's last batch is handed out, so it overlaps validation and the
+    checkpoint. Rank 0 sets the :class:`EpochClock` first; Ray starts the execution once every worker
+    has asked. The batches are the same whenever the pipeline starts.
+    """
+
+    def __init__(self, shard, clock, rank: int, n_batches: int, epochs: int, prefetch_batches: int = 4):
+        self.shard, self.clock, self.rank, self.n_batches, self.epochs = shard, clock, rank, n_batches, epochs
+        self.prefetch_batches = prefetch_batches
+        self.queues: dict[int, object] = {}
+
+    def start(self, epoch: int) -> None:
+        """Begin filling ``epoch``'s batches in the background (no-op past the last epoch or when started)."""
+        import queue
+        import threading
+
+        if epoch >= self.epochs or epoch in self.queues:
+            return
+        q: queue.Queue = queue.Queue(maxsize=self.prefetch_batches)
+        self.queues[epoch] = q
+
+        def fill() -> None:
+            try:
+                if self.rank == 0:
+                    ray.get(self.clock.set.remote(epoch))
+                for batch in shard_batches(self.shard, self.n_batches, epoch, self.prefetch_batches):
+                    q.put(batch)
+                q.put(_END)
+            except BaseException as err:  # noqa: BLE001 - handed to the loop, which raises it
+                q.put(err)
+
+        threading.Thread(target=fill, name=f"raysweep-epoch-{epoch}", daemon=True).start()
+
+    def batches(self, epoch: int):
+        """The ready batches of ``epoch``, in order; starts the next epoch's pipeline after the last one."""
+        self.start(epoch)
+        q = self.queues[epoch]
+        taken = 0
+        while True:
+            item = q.get()
+            if item is _END:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            taken += 1
+            if taken == self.n_batches:
+                self.start(epoch + 1)
+            yield item
+        del self.queues[epoch]
 
 
 def _scene_tools(cfg):

@@ -38,6 +38,14 @@ def quiet_library_warnings() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+    try:  # Ray Train's worker logs every report's whole metrics dict at INFO, under a logger named by its file path
+        import logging
+
+        from ray.train.v2._internal.execution import context
+
+        logging.getLogger(context.__file__).setLevel(logging.WARNING)
+    except (ImportError, AttributeError):  # a private module: gone or moved, the lines come back, nothing breaks
+        pass
 
 
 class RayTrainReport(LoopCallback):
@@ -78,11 +86,19 @@ def train_loop_per_worker(config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     device = ray.train.torch.get_device()
-    trainer = WorkerTrainer(cfg, rank, world, device if device.type == "cuda" else None)
     train_src, val_src = train_val_sources(cfg)
     val_src = limit_rows(val_src, cfg.train.val_limit, cfg.train.seed)
     n_steps = steps_per_epoch(len(train_src), cfg.train.batch_size, world, cfg.train.grad_accum, cfg.train.steps_per_epoch)
     micro_steps = n_steps * cfg.train.grad_accum
+    checkpoint = ray.train.get_checkpoint()
+    feed = None
+    if cfg.train.data_loader == "ray_data":  # the first epoch's pipeline starts now, while the model is built
+        from raysweep.launch.data import EpochFeed
+
+        feed = EpochFeed(ray.train.get_dataset_shard("train"), config["epoch_clock"], rank, micro_steps, cfg.train.epochs,
+                         cfg.train.prefetch_batches)  # fmt: skip
+        feed.start(_checkpoint_epoch(checkpoint))
+    trainer = WorkerTrainer(cfg, rank, world, device if device.type == "cuda" else None)
     logger = RunLogger(config["mlflow_uri"], config["run_id"]) if rank == 0 and config.get("run_id") else None
     if logger and not config.get("resumed"):
         logger.log_params({"trainable_params": trainer.trainable_params, "total_params": trainer.built.total_params,
@@ -90,7 +106,6 @@ def train_loop_per_worker(config: dict) -> None:
                            "train_rows": len(train_src), "val_rows": len(val_src)})  # fmt: skip
 
     state = TrainState()
-    checkpoint = ray.train.get_checkpoint()
     if checkpoint:
         with checkpoint.as_directory() as directory:
             state = trainer.load(Path(directory))
@@ -98,12 +113,8 @@ def train_loop_per_worker(config: dict) -> None:
             print(f"resumed from epoch {state.epoch} (step {state.step})", flush=True)
 
     def batches(epoch: int):
-        if cfg.train.data_loader == "ray_data":  # rendered and collated by raysweep.launch.data's pipeline
-            from raysweep.launch.data import shard_batches
-
-            if rank == 0:  # before any worker asks: the epoch's execution starts once all have asked
-                ray.get(config["epoch_clock"].set.remote(epoch))
-            return shard_batches(ray.train.get_dataset_shard("train"), micro_steps, epoch, cfg.train.prefetch_batches)
+        if feed is not None:  # rendered and collated by raysweep.launch.data's pipeline
+            return feed.batches(epoch)
         positions = epoch_batches(len(train_src), epoch, cfg.train.seed, rank, world, micro_steps, cfg.train.batch_size)
         return (trainer.prepare(train_src.rows(p)) for p in positions)
 
@@ -116,6 +127,16 @@ def train_loop_per_worker(config: dict) -> None:
     callbacks += [RayTrainReport(logger, ledger, (config.get("ledger") or {}).get("trial_id", "")), *(load_callback(path, kwargs) for path, kwargs in config.get("loop_callbacks", []))]
     run_epochs(trainer, cfg.train, batches, lambda: trainer.validate(val_src, cfg.eval.batch_size), state, callbacks,
                rank=rank, world_size=world)  # fmt: skip
+
+
+def _checkpoint_epoch(checkpoint) -> int:
+    """Epochs completed in a Ray Train checkpoint (0 without one), read before any model is built."""
+    if not checkpoint:
+        return 0
+    from raysweep.training.engine import STATE_FILE
+
+    with checkpoint.as_directory() as directory:
+        return int(json.loads((Path(directory) / STATE_FILE).read_text())["epoch"])
 
 
 @dataclass
@@ -140,7 +161,21 @@ def init_ray() -> None:
         return
     # The dashboard serves the state API that Ray Train's placement-group cleaner polls; without
     # it the log fills with "Failed to query Ray Train Controller actor state".
-    ray.init(log_to_driver=True)
+    ray.init(log_to_driver=True, **local_ray_options())
+
+
+def local_ray_options() -> dict:
+    """``ray.init`` options of a Ray raysweep starts itself (none when joining $RAY_ADDRESS).
+
+    Ray keeps at most one idle worker process per CPU and kills the others after a second; on a
+    small machine the ray_data pipeline's fractional-CPU tasks then lose their processes between
+    epochs (validation runs meanwhile), and every epoch re-imports torch and transformers and
+    rebuilds the processor in new ones (seconds of waiting, measured). A soft limit of 4 processes
+    per CPU (at least 8) keeps them.
+    """
+    if os.environ.get("RAY_ADDRESS"):
+        return {}
+    return {"_system_config": {"num_workers_soft_limit": max(8, 4 * (os.cpu_count() or 1))}}
 
 
 def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None = None, tags: dict | None = None,
