@@ -15,11 +15,15 @@ if [[ $1 == hostname ]]; then echo "10.9.8.7 fe80::1"; fi
 """
 
 FAKE_PYTHON = """#!/usr/bin/env bash
-# python stand-in: the Ray version, a token, the join wait (stdin script) and the sweep, recorded.
+# python stand-in: the Ray version, a token, the join wait (stdin script) and the sweep, recorded. The
+# `ray start` tasks run in the background, so a loaded machine may record them late: the join wait
+# waits for them, as the real one waits for the nodes.
 case "$*" in
     *ray.__version__*) echo 2.60.0;;
     *secrets.token_hex*) echo 0123abcd;;
-    "- "*) cat > /dev/null; echo "wait-for-nodes $2" >> "$RECORD";;
+    "- "*) cat > /dev/null  # like the real wait: until $2 nodes have joined (their `ray start` ran; 30 s at most)
+        for _ in $(seq 300); do [[ $(grep -c "ray start" "$RECORD") -ge $2 ]] && break; sleep 0.1; done
+        echo "wait-for-nodes $2" >> "$RECORD";;
     *) echo "python $* RAY_ADDRESS=$RAY_ADDRESS RAY_AUTH_MODE=$RAY_AUTH_MODE token=${RAY_AUTH_TOKEN:+set}" >> "$RECORD";;
 esac
 """

@@ -118,7 +118,8 @@ def test_a_user_error_inside_the_pipeline_reaches_the_driver_as_that_one_line(tm
     from raysweep.launch.train import run_training
 
     cfg = load_config("configs/train-tiny.yaml", [*SMALL, f"mlflow.tracking_uri=sqlite:///{tmp_path}/mlflow.db",
-                      f"train.storage_path={tmp_path}/runs", "train.name=bad-row", "train.num_workers=1"])  # fmt: skip
+                      f"train.storage_path={tmp_path}/runs", "train.name=bad-row", "train.num_workers=1",
+                      "train.data_loader=ray_data"])  # fmt: skip
     with pytest.raises(Exception) as info:
         run_training(cfg, quiet=True, data_hooks=[("tests.loop_faults:bad_row", {"at": 2})])
     found = find_user_error(info.value)

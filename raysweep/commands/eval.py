@@ -50,7 +50,11 @@ def run(args) -> int:
     if replicas < 0:
         raise UserError(f"--replicas must be >= 1, got {replicas}")
     adapter = _resolve_adapter(args.adapter, cfg) if args.adapter else None
-    if adapter:  # before any replica is started: a misfit is one line here, not a failed actor
+    if not args.local:  # before any replica starts: a checkpoint that cannot load is one line here, not a failed actor
+        from raysweep.models import get_family
+
+        get_family(cfg.model.family).build_collator(cfg.model, task)  # the processor files only
+    if adapter:
         from raysweep.models._adapter_identity import check_adapter
 
         check_adapter(adapter, cfg.model, task)

@@ -171,6 +171,10 @@ class Family:
 
     def _load_pretrained(self, model_cfg, device) -> Built:
         """:meth:`build_pretrained`, with a missing folder or an unreachable Hub id as one clear line."""
+        return self._from_checkpoint(model_cfg, lambda: self.build_pretrained(model_cfg, device, resolve_dtype(model_cfg, device)))
+
+    def _from_checkpoint(self, model_cfg, load):
+        """``load()`` of a Hub id or local folder, with a missing folder or an unreachable Hub id as one clear line."""
         from pathlib import Path
 
         ckpt = model_cfg.checkpoint
@@ -181,7 +185,7 @@ class Family:
                 f"written by save_pretrained, a Hub id such as {self.default_checkpoint!r}, or 'tiny'"
             )
         try:
-            return self.build_pretrained(model_cfg, device, resolve_dtype(model_cfg, device))
+            return load()
         except OSError as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UserError(
@@ -222,7 +226,7 @@ class Family:
 
             processor, tokenizer = family_processor(self, model_cfg)
         else:
-            processor, tokenizer = self.load_processor(model_cfg)
+            processor, tokenizer = self._from_checkpoint(model_cfg, lambda: self.load_processor(model_cfg))
         return Built(None, processor, tokenizer, self.name, model_cfg, cpu, task=task)
 
     # -- LoRA ----------------------------------------------------------------------------------
