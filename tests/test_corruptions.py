@@ -205,14 +205,15 @@ def test_preflight_refuses_impossible_training_rows_before_ray(tmp_path, overrid
         check_run_inputs(cfg)
 
 
-def test_preflight_refuses_a_curriculum_the_launcher_cannot_run(tmp_path, second_set):
+def test_preflight_lets_a_curriculum_through_now_that_the_launcher_switches_phases(tmp_path, second_set):
+    import raysweep.launch.train as launcher
     from raysweep.preflight import check_run_inputs
 
+    assert launcher.SWITCHES_CURRICULUM_PHASES
     cfg = load_config("configs/train-tiny.yaml", [f"data.parquet={{other: {second_set}}}", "data.mix.source=other",
                                                   "data.curriculum=[{epochs: 1, mix_ratio: 0.0}, {epochs: 1, mix_ratio: 0.5}]",
                                                   f"train.storage_path={tmp_path}", f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db"])  # fmt: skip
-    with pytest.raises(UserError, match="data.curriculum: this version's training launcher does not switch data phases"):
-        check_run_inputs(cfg)
+    check_run_inputs(cfg)
 
 
 def test_generate_writes_the_corrupted_training_rows_with_the_truth_and_the_manifest(tmp_path):

@@ -145,3 +145,33 @@ def test_eval_on_two_replicas_keeps_every_rows_order_id_and_prediction(tmp_path,
         assert [(r["pred"], r["text"]) for r in ray_rows] == [(r["pred"], r["text"]) for r in local], mode
         a, b = (json.loads((tmp_path / where / mode / "metrics.json").read_text()) for where in ("local", "ray"))
         assert a["acc"] == b["acc"] and a["n"] == b["n"] == 30
+
+
+def test_the_rows_stage_takes_each_epochs_curriculum_phase(tmp_path, local_ray):
+    """data.curriculum: the pipeline's rows of epoch 0 come from phase 1 (synthetic only), of epoch 1 from
+    phase 2 (half from the second source, Parquet rows carry encoded image bytes)."""
+    import pickle
+
+    import numpy as np
+
+    from raysweep._configlib import to_dict
+    from raysweep.config import load_config
+    from raysweep.datasets.synthetic import generate
+    from raysweep.launch.data import EpochClock, RowsStage
+    from raysweep.training.data import train_val_sources
+
+    other = tmp_path / "other"
+    generate(load_config(None, ["data.canvas_size=84", "data.fraction=0.05", "data.seed=3"]).data, other, progress=False)
+    cfg = load_config("configs/train-tiny.yaml", [*SMALL, f"data.parquet={{other: {other}}}", "data.mix.source=other", "data.size=40",
+                      "data.curriculum=[{epochs: 1, mix_ratio: 0.0}, {epochs: 1, mix_ratio: 0.5}]"])  # fmt: skip
+    n_rows = len(train_val_sources(cfg)[0])
+    clock = EpochClock.remote()
+    stage = RowsStage(to_dict(cfg), n_rows, 4, clock)
+    parquet_rows = []
+    for epoch in (0, 1):
+        ray.get(clock.set.remote(epoch))
+        out = stage({"id": np.arange(10)})
+        assert list(out["epoch"]) == [epoch] * 10
+        rows = [r for blob in out["rows"] for r in pickle.loads(blob)]
+        parquet_rows.append(sum(isinstance(r["image"], (bytes, bytearray)) for r in rows))
+    assert parquet_rows[0] == 0 and parquet_rows[1] > 0

@@ -92,7 +92,7 @@ class RowsStage:
             for hook in self.hooks:
                 _call_hook(hook, "rows", epoch, i)
             positions.append(order[i])
-            rows.append(pickle.dumps(source.rows(order[i]), protocol=5))
+            rows.append(pickle.dumps(source.for_epoch(epoch).rows(order[i]), protocol=5))  # a curriculum's phase
         return {"id": np.asarray(ids, np.int64), "epoch": np.full(len(ids), epoch, np.int64),
                 "positions": np.stack(positions).astype(np.int64), "rows": np.asarray(rows, dtype=object)}  # fmt: skip
 
@@ -215,13 +215,17 @@ class EpochFeed:
 
     An epoch's execution (its tasks scheduled, its first batches rendered and collated) is started in
     a background thread before the loop asks for it: the first epoch's while the model is built, each
-    next one's as soon as this one's last batch is handed out, so it overlaps validation and the
-    checkpoint. Rank 0 sets the :class:`EpochClock` first; Ray starts the execution once every worker
-    has asked. The batches are the same whenever the pipeline starts.
+    next one's as soon as this one is safe to leave - with one worker once all its rows have arrived
+    (a few steps before the epoch ends), with more after the epoch's last step (whose all-reduce
+    means every rank holds all its rows, so no task of this epoch still reads the clock) - so it
+    overlaps the epoch's last steps, validation and the checkpoint. Rank 0 sets the
+    :class:`EpochClock` first; Ray starts the execution once every worker has asked. The batches
+    are the same whenever the pipeline starts.
     """
 
-    def __init__(self, shard, clock, rank: int, n_batches: int, epochs: int, prefetch_batches: int = 4):
+    def __init__(self, shard, clock, rank: int, n_batches: int, epochs: int, prefetch_batches: int = 4, world_size: int = 1):
         self.shard, self.clock, self.rank, self.n_batches, self.epochs = shard, clock, rank, n_batches, epochs
+        self.world_size = world_size
         self.prefetch_batches = prefetch_batches
         self.queues: dict[int, object] = {}
 
@@ -242,6 +246,8 @@ class EpochFeed:
                 for batch in shard_batches(self.shard, self.n_batches, epoch, self.prefetch_batches):
                     q.put(batch)
                 q.put(_END)
+                if self.world_size == 1:  # every row of this epoch is here: nobody else reads the clock
+                    self.start(epoch + 1)
             except BaseException as err:  # noqa: BLE001 - handed to the loop, which raises it
                 q.put(err)
 
@@ -259,9 +265,9 @@ class EpochFeed:
             if isinstance(item, BaseException):
                 raise item
             taken += 1
-            if taken == self.n_batches:
-                self.start(epoch + 1)
             yield item
+            if taken == self.n_batches:  # after the epoch's last step: its all-reduce means every rank has all its rows
+                self.start(epoch + 1)
         del self.queues[epoch]
 
 

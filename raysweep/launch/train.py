@@ -31,6 +31,9 @@ from raysweep.tracking import RunLogger, register_adapter, registry_tags, tracki
 from raysweep.training.loop import ConsoleProgress, LoopCallback, load_callback, run_epochs
 
 
+SWITCHES_CURRICULUM_PHASES = True  # each epoch's rows come from train_src.for_epoch(epoch) (pre-flight reads this)
+
+
 def quiet_library_warnings() -> None:
     """Deprecation chatter of torch/transformers/DeepSpeed in every worker's log helps nobody."""
     import warnings
@@ -96,7 +99,7 @@ def train_loop_per_worker(config: dict) -> None:
         from raysweep.launch.data import EpochFeed
 
         feed = EpochFeed(ray.train.get_dataset_shard("train"), config["epoch_clock"], rank, micro_steps, cfg.train.epochs,
-                         cfg.train.prefetch_batches)  # fmt: skip
+                         cfg.train.prefetch_batches, world)  # fmt: skip
         feed.start(_checkpoint_epoch(checkpoint))
     trainer = WorkerTrainer(cfg, rank, world, device if device.type == "cuda" else None)
     logger = RunLogger(config["mlflow_uri"], config["run_id"]) if rank == 0 and config.get("run_id") else None
@@ -116,7 +119,8 @@ def train_loop_per_worker(config: dict) -> None:
         if feed is not None:  # rendered and collated by raysweep.launch.data's pipeline
             return feed.batches(epoch)
         positions = epoch_batches(len(train_src), epoch, cfg.train.seed, rank, world, micro_steps, cfg.train.batch_size)
-        return (trainer.prepare(train_src.rows(p)) for p in positions)
+        rows = train_src.for_epoch(epoch)  # a data.curriculum's phase; the source itself otherwise
+        return (trainer.prepare(rows.rows(p)) for p in positions)
 
     callbacks = [ConsoleProgress(micro_steps, cfg.train.batch_size, cfg.train.log_every)] if rank == 0 else []
     ledger = None
