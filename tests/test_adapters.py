@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -202,10 +203,10 @@ def test_a_registered_adapter_without_identity_is_checked_against_its_run_config
     config.write_text("model:\n  family: llava-next\n  checkpoint: tiny\n  seed: 0\n  image_size: 84\n")
     monkeypatch.setattr("raysweep.tracking.fetch_registered_adapter", lambda uri, name, dst: (old_llava_adapter, config))
     cfg = _tiny("qwen2-vl")
-    folder = eval_command._resolve_adapter("models:/raysweep-llava-next@champion", cfg)
     family = get_family("qwen2-vl")
-    with pytest.raises(UserError, match="trained on model.family=llava-next but the base is model.family=qwen2-vl"):
-        family.load_adapter(family.build(cfg.model), folder)
+    with eval_command.resolved_adapter("models:/raysweep-llava-next@champion", cfg) as folder:
+        with pytest.raises(UserError, match="trained on model.family=llava-next but the base is model.family=qwen2-vl"):
+            family.load_adapter(family.build(cfg.model), folder)
 
 
 def test_a_per_epoch_checkpoint_adapter_carries_its_identity(tmp_path):
@@ -220,3 +221,26 @@ def test_a_per_epoch_checkpoint_adapter_carries_its_identity(tmp_path):
     with pytest.raises(UserError, match="trained on model.seed=7, model.tiny_layers=2 but the base is model.seed=0, model.tiny_layers=4"):
         _load("llava-next", tmp_path / "adapter")
     assert _load("llava-next", tmp_path / "adapter", "model.tiny_layers=2", "model.seed=7").lora
+
+
+def test_a_registered_adapter_is_fetched_into_a_folder_removed_afterwards(tmp_path, monkeypatch):
+    """`raysweep eval/probe --adapter models:/...` leave no temporary folder behind, also on an error."""
+    import raysweep.tracking
+    from raysweep.commands.eval import resolved_adapter
+    from raysweep.config import load_config
+
+    def fetch(uri, name, dst):
+        (Path(dst) / "adapter").mkdir()
+        (Path(dst) / "adapter" / "raysweep_identity.json").write_text("{}")
+        return Path(dst) / "adapter", Path(dst) / "run_config.yaml"
+
+    monkeypatch.setattr(raysweep.tracking, "fetch_registered_adapter", fetch)
+    cfg = load_config("configs/models/tiny-llava-next.yaml", [f"mlflow.tracking_uri=sqlite:///{tmp_path}/m.db"])
+    with resolved_adapter("models:/raysweep-llava-next@champion", cfg) as adapter:
+        assert Path(adapter).is_dir()
+    assert not Path(adapter).parent.exists()
+    with pytest.raises(RuntimeError), resolved_adapter("models:/raysweep-llava-next@champion", cfg) as adapter:
+        raise RuntimeError("the evaluation failed")
+    assert not Path(adapter).parent.exists()
+    with resolved_adapter(str(tmp_path / "local"), cfg) as local:  # a local folder is the user's: untouched
+        assert local == str(tmp_path / "local")

@@ -1,5 +1,7 @@
 """raysweep eval: score a model (optionally with a LoRA adapter) on a Parquet dataset."""
 
+import contextlib
+
 from raysweep.commands._common import add_config_arguments, load_from_args
 
 HELP = "Evaluate a model config on a dataset folder: prints a table, writes metrics JSON and per-class figures."
@@ -23,8 +25,6 @@ def run(args) -> int:
 
     from raysweep.datasets import open_dataset
     from raysweep.errors import UserError
-    from raysweep.evaluate import format_table, score_predictions, write_report
-    from raysweep.metrics import agreement
     from raysweep.preflight import check_checkpoint_folder, check_device, check_writable
 
     cfg = load_from_args(args)
@@ -49,7 +49,15 @@ def run(args) -> int:
     replicas = cfg.eval.replicas if args.replicas is None else args.replicas
     if replicas < 0:
         raise UserError(f"--replicas must be >= 1, got {replicas}")
-    adapter = _resolve_adapter(args.adapter, cfg) if args.adapter else None
+    with resolved_adapter(args.adapter, cfg) as adapter:
+        return _evaluate(args, cfg, task, rows, outs, adapter, replicas or 1)
+
+
+def _evaluate(args, cfg, task, rows, outs, adapter, replicas: int) -> int:
+    """Predict ``rows`` in every mode of ``outs``, score, write the reports, print the tables."""
+    from raysweep.evaluate import format_table, score_predictions, write_report
+    from raysweep.metrics import agreement
+
     if not args.local:  # before any replica starts: a checkpoint that cannot load is one line here, not a failed actor
         from raysweep.models import get_family
 
@@ -60,7 +68,7 @@ def run(args) -> int:
         check_adapter(adapter, cfg.model, task)
     ray_started = not args.local and not _ray_running()
     try:
-        predicted = _predictor(cfg, task, adapter, replicas or 1, args.local).predict([(rows, mode, task) for mode in outs])
+        predicted = _predictor(cfg, task, adapter, replicas, args.local).predict([(rows, mode, task) for mode in outs])
     finally:
         if ray_started:  # a Ray this command started ends with it
             import ray
@@ -74,7 +82,7 @@ def run(args) -> int:
         print(f"wrote {out}/metrics.json and figures")
         results[mode] = result
     if len(results) == 2:
-        a, b = ([p["pred"] for p in results[m]["predictions"]] for m in modes)
+        a, b = ([p["pred"] for p in results[m]["predictions"]] for m in outs)
         speed = results["choice"]["rows_per_s"] / max(results["generate"]["rows_per_s"], 1e-9)
         print(f"choice vs generate: agreement {agreement(a, b):.1%}, choice {speed:.1f}x faster")
     return 0
@@ -119,14 +127,18 @@ def _report_dir(args, cfg, mode: str, several: bool):
     return Path(args.data) / "eval" / f"{cfg.model.family}-{mode}"
 
 
-def _resolve_adapter(adapter: str, cfg) -> str:
-    """A local adapter folder; ``models:/...`` is downloaded from the MLflow registry first.
+@contextlib.contextmanager
+def resolved_adapter(adapter: str | None, cfg):
+    """A local adapter folder for the ``with`` block (None without ``adapter``); a registered
+    ``models:/...`` is downloaded from the MLflow registry into a temporary folder removed afterwards.
 
     Whether the adapter fits the base is checked by ``load_adapter`` (the identity saved with it);
     an adapter registered before identities were saved gets one from its registered run config.
     """
-    if not adapter.startswith("models:/"):
-        return adapter
+    if not adapter or not adapter.startswith("models:/"):
+        yield adapter
+        return
+    import shutil
     import tempfile
 
     from raysweep.config import load_config
@@ -134,8 +146,12 @@ def _resolve_adapter(adapter: str, cfg) -> str:
     from raysweep.tracking import fetch_registered_adapter, tracking_uri
 
     uri = tracking_uri(cfg.mlflow)
-    adapter_dir, config_path = fetch_registered_adapter(uri, adapter, tempfile.mkdtemp(prefix="raysweep-adapter-"))
-    if not has_identity(adapter_dir):
-        write_identity(adapter_dir, load_config(config_path).model)
-    print(f"loaded {adapter} from {uri}")
-    return str(adapter_dir)
+    tmp = tempfile.mkdtemp(prefix="raysweep-adapter-")
+    try:
+        adapter_dir, config_path = fetch_registered_adapter(uri, adapter, tmp)
+        if not has_identity(adapter_dir):
+            write_identity(adapter_dir, load_config(config_path).model)
+        print(f"loaded {adapter} from {uri}")
+        yield str(adapter_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -25,7 +25,7 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from raysweep.commands.eval import _resolve_adapter
+    from raysweep.commands.eval import resolved_adapter
     from raysweep.datasets import open_dataset
     from raysweep.errors import UserError
     from raysweep.models import get_family
@@ -52,7 +52,8 @@ def run(args) -> int:
     built = family.build(cfg.model, task)
     curves = {"base": probe_accuracy(layer_states(family, built, rows, args.batch_size), labels, fit, score)}
     if args.adapter:
-        built = family.load_adapter(built, _resolve_adapter(args.adapter, cfg))
+        with resolved_adapter(args.adapter, cfg) as adapter:
+            built = family.load_adapter(built, adapter)
         curves["fine-tuned"] = probe_accuracy(layer_states(family, built, rows, args.batch_size), labels, fit, score)
     chance = float(np.bincount(labels[score]).max() / len(score))
     out.mkdir(parents=True, exist_ok=True)
