@@ -166,7 +166,7 @@ def test_the_rows_stage_takes_each_epochs_curriculum_phase(tmp_path, local_ray):
                       "data.curriculum=[{epochs: 1, mix_ratio: 0.0}, {epochs: 1, mix_ratio: 0.5}]"])  # fmt: skip
     n_rows = len(train_val_sources(cfg)[0])
     clock = EpochClock.remote()
-    stage = RowsStage(to_dict(cfg), n_rows, 4, clock)
+    stage = RowsStage(to_dict(cfg), n_rows, 10, 4, clock)
     parquet_rows = []
     for epoch in (0, 1):
         ray.get(clock.set.remote(epoch))

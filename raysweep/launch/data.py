@@ -36,7 +36,6 @@ from raysweep.errors import UserError
 
 ROWS_CPUS = 0.25  # Ray Data task CPUs of the rows stage (rendering or Parquet takes)
 COLLATE_CPUS = 0.5  # ... of the collate stage (the family's processor: most of the data time)
-_TOOLS: dict[str, tuple] = {}
 SERVED: dict[int, list[list[int]]] = {}  # epoch (from 0) -> positions of the batches this process's worker was served (tests, debugging)
 _CACHE: dict[str, object] = {}
 
@@ -74,8 +73,9 @@ def dataset_name(cfg) -> str:
 class RowsStage:
     """Batch numbers -> pickled rows of those batches, in this epoch's permutation (a Ray Data UDF)."""
 
-    def __init__(self, run: dict, n_rows: int, batch_size: int, clock, hooks=()):
-        self.run, self.n_rows, self.batch_size, self.clock, self.hooks = run, n_rows, batch_size, clock, list(hooks)
+    def __init__(self, run: dict, n_rows: int, n_batches: int, batch_size: int, clock, hooks=()):
+        self.run, self.n_rows, self.n_batches, self.batch_size = run, n_rows, n_batches, batch_size
+        self.clock, self.hooks = clock, list(hooks)
 
     def __call__(self, batch: dict) -> dict:
         from raysweep.config import RunConfig
@@ -86,7 +86,8 @@ class RowsStage:
         source = _cached("train_rows", key, lambda: train_val_sources(cfg)[0])
         epoch = ray.get(self.clock.get.remote())
         ids = [int(i) for i in batch["id"]]
-        order = np.asarray(epoch_batches(self.n_rows, epoch, cfg.train.seed, 0, 1, max(ids) + 1, self.batch_size))
+        order = _cached("order", f"{key}:{epoch}",  # the epoch's whole deal, once per process (not per batch)
+                        lambda: np.asarray(epoch_batches(self.n_rows, epoch, cfg.train.seed, 0, 1, self.n_batches, self.batch_size)))  # fmt: skip
         rows, positions = [], []
         for i in ids:
             for hook in self.hooks:
@@ -171,7 +172,7 @@ def training_dataset(cfg, n_rows: int, micro_steps: int, clock, hooks=()) -> "ra
     run = to_dict(cfg)
     n_batches = micro_steps * cfg.train.num_workers
     ds = ray.data.range(n_batches, override_num_blocks=n_batches)
-    rows = RowsStage(run, n_rows, cfg.train.batch_size, clock, hooks)
+    rows = RowsStage(run, n_rows, n_batches, cfg.train.batch_size, clock, hooks)
     ds = ds.map_batches(_rows_fn, fn_kwargs={"stage": rows}, batch_size=1, batch_format="numpy", num_cpus=ROWS_CPUS)
     return ds.map_batches(_collate_fn, fn_kwargs={"stage": CollateStage(run, hooks)}, batch_size=1, batch_format="numpy",
                           num_cpus=COLLATE_CPUS)
@@ -276,11 +277,7 @@ def _scene_tools(cfg):
     from raysweep.scenes import Renderer
     from raysweep.tasks import task_for
 
-    key = repr(to_dict(cfg))
-    if key not in _TOOLS:
-        _TOOLS.clear()
-        _TOOLS[key] = (task_for(cfg).scenes(cfg), Renderer(cfg))
-    return _TOOLS[key]
+    return _cached("scene_tools", repr(to_dict(cfg)), lambda: (task_for(cfg).scenes(cfg), Renderer(cfg)))
 
 
 def render_batch(batch: dict, cfg, encode: bool = True) -> dict:

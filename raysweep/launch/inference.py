@@ -29,7 +29,8 @@ from raysweep._configlib import from_dict, to_dict
 class Replica:
     """A Ray Data UDF actor holding one model: batches of pickled rows -> predictions."""
 
-    def __init__(self, model: dict, build_task, adapter: bytes | None, threads: int, batch_size: int, max_new_tokens: int):
+    def __init__(self, model: dict, build_task, adapter: bytes | None, threads: int, batch_size: int, max_new_tokens: int,
+                 jobs: list[tuple[str, object]]):  # fmt: skip
         import tempfile
 
         import torch
@@ -45,7 +46,7 @@ class Replica:
             with tempfile.TemporaryDirectory() as tmp:
                 _unpack(adapter, Path(tmp))
                 self.built = self.family.load_adapter(self.built, Path(tmp))
-        self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
+        self.batch_size, self.max_new_tokens, self.jobs = batch_size, max_new_tokens, jobs  # jobs: (mode, task) each
 
     def __call__(self, batch: dict) -> dict:
         from raysweep.evaluate import for_task, predict_rows
@@ -56,9 +57,9 @@ class Replica:
                "new_tokens": np.zeros(len(jobs), np.int64), "error": np.empty(len(jobs), dtype=object)}  # fmt: skip
         for job in np.unique(jobs):  # a batch may straddle two jobs (sets or modes)
             where = np.flatnonzero(jobs == job)
-            first = pickle.loads(batch["meta"][where[0]])
+            mode, task = self.jobs[int(job)]
             rows = [pickle.loads(batch["row"][i]) for i in where]
-            preds, errors = predict_rows(for_task(self.built, first["task"]), rows, first["mode"], self.batch_size, self.max_new_tokens)
+            preds, errors = predict_rows(for_task(self.built, task), rows, mode, self.batch_size, self.max_new_tokens)
             for k, (i, p) in enumerate(zip(where, preds)):
                 out["area"][i], out["text"][i], out["new_tokens"][i] = p.area, p.text, p.new_tokens
                 out["error"][i] = errors.get(k, "")
@@ -90,13 +91,13 @@ class RayDataPredictor:
         context = DataContext.get_current()
         context.enable_progress_bars, context.print_on_execution_start = False, False
         context.execution_options.preserve_order = True
-        items = [{"job": j, "index": i, "row": pickle.dumps(row, protocol=5), "meta": pickle.dumps({"mode": mode, "task": task})}
-                 for j, (rows, mode, task) in enumerate(jobs) for i, row in enumerate(rows)]  # fmt: skip
+        items = [{"job": j, "index": i, "row": pickle.dumps(row, protocol=5)} for j, (rows, _, _) in enumerate(jobs) for i, row in enumerate(rows)]
         blocks = max(self.replicas, -(-len(items) // self.batch_size))
         adapter = _pack(Path(self.adapter_dir)) if self.adapter_dir is not None else None
         ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             Replica, fn_constructor_kwargs={"model": self.model, "build_task": self.build_task, "adapter": adapter, "threads": self.threads,
-                                            "batch_size": self.batch_size, "max_new_tokens": self.max_new_tokens},
+                                            "batch_size": self.batch_size, "max_new_tokens": self.max_new_tokens,
+                                            "jobs": [(mode, task) for _, mode, task in jobs]},
             batch_size=self.batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=self.replicas),
             num_cpus=self.cpus, num_gpus=self.gpus,
         )  # fmt: skip
