@@ -120,18 +120,25 @@ def test_node_groups_read_from_the_autoscaler_cluster_config(monkeypatch):
 
 
 def test_ray_data_pipeline_needs_a_cpu_beside_the_workers():
-    """Two CPUs, one worker of 1 CPU: room for the pipeline; 2 workers of 1 CPU: refused, one line."""
-    from raysweep.launch.resources import DATA_CPUS, check_data_cpus
+    """Two CPUs, one worker of 1 CPU: room for the pipeline; 2 workers of 1 CPU: refused, one line;
+    train.data_cpus is what the pipeline needs and what a sweep counts."""
+    from raysweep.launch.resources import check_data_cpus
 
     two = Capacity({"CPU": 2.0})
     check_data_cpus(load_config(None, ["train.num_workers=1", "train.cpus_per_worker=1"]), two)
     full = load_config(None, ["train.num_workers=2", "train.cpus_per_worker=1"])
-    with pytest.raises(UserError, match=r"^train.data_loader=ray_data needs 0.5 CPU beside the Train workers .* set train.data_loader=worker"):
+    with pytest.raises(UserError, match=r"^train.data_loader=ray_data needs train.data_cpus=1 CPU beside the Train workers .* set train.data_loader=worker"):
         check_data_cpus(full, two)
+    tight = load_config(None, ["train.num_workers=1", "train.cpus_per_worker=1.5"])
+    with pytest.raises(UserError, match=r"needs train.data_cpus=1 CPU .* reserve 1.5"):
+        check_data_cpus(tight, two)
+    check_data_cpus(load_config(None, ["train.num_workers=1", "train.cpus_per_worker=1.5", "train.data_cpus=0.5"]), two)
     check_data_cpus(load_config(None, ["train.num_workers=2", "train.cpus_per_worker=1", "train.data_loader=worker"]), two)
     # a sweep counts each trial's driver and leaves the pipeline's share out of the concurrency
     sweep = load_config(None, ["train.num_workers=1", "train.cpus_per_worker=0.5", "sweep.trial_cpus=0.5"])
-    assert trial_resources(sweep, data=True)["CPU"] == 1.0 + DATA_CPUS
+    assert trial_resources(sweep, data=True)["CPU"] == 1.0 + 1.0
+    quarter = load_config(None, ["train.data_cpus=0.25"])
+    assert trial_resources(quarter, data=True)["CPU"] == trial_resources(quarter)["CPU"] + 0.25
     assert concurrent_trials(trial_resources(sweep, data=True), two) == 1
     check_data_cpus(sweep, two, trials=1, sweep=True)
     with pytest.raises(UserError, match="sweep.max_concurrent"):

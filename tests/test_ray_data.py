@@ -60,7 +60,8 @@ def test_ray_data_input_is_the_worker_loaders_batches_and_survives_faults(tmp_pa
     common = [*SMALL, f"mlflow.tracking_uri={uri}", f"train.storage_path={tmp_path}/runs", "train.num_workers=1"]
     run_training(load_config("configs/train-tiny.yaml", [*common, "train.name=plain", "train.data_loader=worker"]), quiet=True)
     failed, killed = tmp_path / "failed-once", tmp_path / "killed-once"
-    cfg = load_config("configs/train-tiny.yaml", [*common, "train.name=streamed", "train.data_loader=ray_data", "train.max_failures=1"])
+    cfg = load_config("configs/train-tiny.yaml", [*common, "train.name=streamed", "train.data_loader=ray_data", "train.max_failures=1",
+                      "train.data_batches_per_task=2"])  # 3 batches an epoch: tasks of 2 and 1
     run_training(cfg, quiet=True,
                  loop_callbacks=[("tests.loop_faults:FailOnce", {"marker": str(failed), "moment": "on_epoch_end", "epoch": 1})],
                  data_hooks=[("tests.loop_faults:kill_data_worker_once", {"marker": str(killed), "at_epoch": 1, "at_batch": 1})])  # fmt: skip
@@ -150,8 +151,6 @@ def test_eval_on_two_replicas_keeps_every_rows_order_id_and_prediction(tmp_path,
 def test_the_rows_stage_takes_each_epochs_curriculum_phase(tmp_path, local_ray):
     """data.curriculum: the pipeline's rows of epoch 0 come from phase 1 (synthetic only), of epoch 1 from
     phase 2 (half from the second source, Parquet rows carry encoded image bytes)."""
-    import pickle
-
     import numpy as np
 
     from raysweep._configlib import to_dict
@@ -170,8 +169,8 @@ def test_the_rows_stage_takes_each_epochs_curriculum_phase(tmp_path, local_ray):
     parquet_rows = []
     for epoch in (0, 1):
         ray.get(clock.set.remote(epoch))
-        out = stage({"id": np.arange(10)})
-        assert list(out["epoch"]) == [epoch] * 10
-        rows = [r for blob in out["rows"] for r in pickle.loads(blob)]
+        got_epoch, positions, batches = stage.rows(np.arange(10))
+        assert got_epoch == epoch and len(positions) == len(batches) == 10
+        rows = [r for batch in batches for r in batch]
         parquet_rows.append(sum(isinstance(r["image"], (bytes, bytearray)) for r in rows))
     assert parquet_rows[0] == 0 and parquet_rows[1] > 0

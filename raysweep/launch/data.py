@@ -3,13 +3,16 @@
 The training input (:func:`training_dataset`) is one row per training micro batch, so a batch is
 never split or merged on its way::
 
-    range(steps x workers)                        the epoch's batch numbers
-      -> map_batches(RowsStage)      CPU 0.25     this epoch's seeded permutation -> the batch's
-                                                  positions -> rows (scenes rendered, or Parquet
-                                                  rows taken), the training split's corruptions
-      -> map_batches(CollateStage)   CPU 0.5      the family's collate -> ready tensors
+    range(steps x workers)                          the epoch's batch numbers, train.data_batches_per_task a block
+      -> map_batches(BatchStage)   train.data_cpus  RowsStage: this epoch's seeded permutation -> the batch's
+                                                    positions -> rows (scenes rendered, or Parquet rows
+                                                    taken), the training split's corruptions;
+                                                    CollateStage: the family's collate -> ready tensors
       -> Ray Train: streaming_split(workers, equal=True) -> get_dataset_shard("train")
       -> iter_batches(batch_size=1, prefetch_batches)   in the Train worker
+
+Rows and collate run in one task, so rendered images never travel through the object store (as two
+``map_batches`` with equal resources, Ray would fuse them into one task anyway).
 
 Batch ``i`` of epoch ``e`` holds entries ``i*B .. (i+1)*B-1`` of the permutation
 :func:`raysweep.training.data.epoch_batches` deals (seed, epoch): with one worker the batches and
@@ -19,8 +22,9 @@ the map tasks through :class:`EpochClock`, which rank 0 sets before every epoch:
 execution of the dataset, started only when every worker has asked for it (Ray's split barrier).
 
 The data stages run as Ray tasks on CPUs that are not the Train workers' (Ray Train excludes its
-workers' resources from Ray Data's budget), with fractional CPU requests so that a 2-CPU machine
-with one Train worker still schedules them. A row that fails in a stage stops the run with one line
+workers' resources from Ray Data's budget), one CPU each by default: a task runs a single-threaded
+processor, and a fractional request let two tasks share the core next to the Train worker, which
+then lost part of its own (measured: README, Data plane). A row that fails in a stage stops the run with one line
 naming the dataset, the row and the reason (a :class:`~raysweep.errors.UserError`).
 """
 
@@ -34,8 +38,6 @@ import ray
 from raysweep._configlib import from_dict, to_dict
 from raysweep.errors import UserError
 
-ROWS_CPUS = 0.25  # Ray Data task CPUs of the rows stage (rendering or Parquet takes)
-COLLATE_CPUS = 0.5  # ... of the collate stage (the family's processor: most of the data time)
 SERVED: dict[int, list[list[int]]] = {}  # epoch (from 0) -> positions of the batches this process's worker was served (tests, debugging)
 _CACHE: dict[str, object] = {}
 
@@ -71,13 +73,14 @@ def dataset_name(cfg) -> str:
 
 
 class RowsStage:
-    """Batch numbers -> pickled rows of those batches, in this epoch's permutation (a Ray Data UDF)."""
+    """Batch numbers -> the rows of those batches, in this epoch's permutation (the pipeline's first step)."""
 
     def __init__(self, run: dict, n_rows: int, n_batches: int, batch_size: int, clock, hooks=()):
         self.run, self.n_rows, self.n_batches, self.batch_size = run, n_rows, n_batches, batch_size
         self.clock, self.hooks = clock, list(hooks)
 
-    def __call__(self, batch: dict) -> dict:
+    def rows(self, ids) -> tuple[int, list[np.ndarray], list[list[dict]]]:
+        """(epoch from the clock, each batch's (B,) positions, each batch's rows) of batch numbers ``ids``."""
         from raysweep.config import RunConfig
         from raysweep.training.data import epoch_batches, train_val_sources
 
@@ -85,26 +88,25 @@ class RowsStage:
         cfg = _cached("cfg", key, lambda: from_dict(RunConfig, self.run))
         source = _cached("train_rows", key, lambda: train_val_sources(cfg)[0])
         epoch = ray.get(self.clock.get.remote())
-        ids = [int(i) for i in batch["id"]]
         order = _cached("order", f"{key}:{epoch}",  # the epoch's whole deal, once per process (not per batch)
                         lambda: np.asarray(epoch_batches(self.n_rows, epoch, cfg.train.seed, 0, 1, self.n_batches, self.batch_size)))  # fmt: skip
-        rows, positions = [], []
+        positions, rows = [], []
         for i in ids:
             for hook in self.hooks:
-                _call_hook(hook, "rows", epoch, i)
-            positions.append(order[i])
-            rows.append(pickle.dumps(source.for_epoch(epoch).rows(order[i]), protocol=5))  # a curriculum's phase
-        return {"id": np.asarray(ids, np.int64), "epoch": np.full(len(ids), epoch, np.int64),
-                "positions": np.stack(positions).astype(np.int64), "rows": np.asarray(rows, dtype=object)}  # fmt: skip
+                _call_hook(hook, "rows", epoch, int(i))
+            positions.append(order[int(i)])
+            rows.append(source.for_epoch(epoch).rows(order[int(i)]))  # a curriculum's phase
+        return epoch, positions, rows
 
 
 class CollateStage:
-    """Pickled rows -> the family's ready training batch, pickled (a Ray Data UDF)."""
+    """Rows of a batch -> the family's ready training batch, pickled (the pipeline's second step)."""
 
     def __init__(self, run: dict, hooks=()):
         self.run, self.hooks = run, list(hooks)
 
-    def __call__(self, batch: dict) -> dict:
+    def collate(self, rows: list[dict], epoch: int, batch_id: int) -> bytes:
+        """``family.collate(rows, train=True)`` pickled; a row that fails is one :class:`UserError` line."""
         from raysweep.config import RunConfig
         from raysweep.models import get_family
         from raysweep.tasks import training_task
@@ -114,13 +116,24 @@ class CollateStage:
         family = get_family(cfg.model.family)
         built = _cached("collator", repr(to_dict(cfg.model)) + repr(to_dict(cfg.data)),
                         lambda: family.build_collator(cfg.model, training_task(cfg.data)))  # fmt: skip
-        out = []
-        for i, epoch, blob in zip(batch["id"], batch["epoch"], batch["rows"]):
-            for hook in self.hooks:
-                _call_hook(hook, "collate", int(epoch), int(i))
-            rows = pickle.loads(blob)
-            out.append(pickle.dumps(collate_or_name_row(family, built, rows, dataset_name(cfg)), protocol=5))
-        return {"id": batch["id"], "epoch": batch["epoch"], "positions": batch["positions"], "batch": np.asarray(out, dtype=object)}
+        for hook in self.hooks:
+            _call_hook(hook, "collate", epoch, batch_id)
+        return pickle.dumps(collate_or_name_row(family, built, rows, dataset_name(cfg)), protocol=5)
+
+
+class BatchStage:
+    """Batch numbers -> ready training batches: :class:`RowsStage` then :class:`CollateStage` in one
+    task (a Ray Data UDF), so a batch's rendered images never leave the process that collates them."""
+
+    def __init__(self, rows: RowsStage, collate: CollateStage):
+        self.rows_stage, self.collate_stage = rows, collate
+
+    def __call__(self, batch: dict) -> dict:
+        ids = [int(i) for i in batch["id"]]
+        epoch, positions, rows = self.rows_stage.rows(ids)
+        out = [self.collate_stage.collate(r, epoch, i) for i, r in zip(ids, rows)]
+        return {"id": np.asarray(ids, np.int64), "epoch": np.full(len(ids), epoch, np.int64),
+                "positions": np.stack(positions).astype(np.int64), "batch": np.asarray(out, dtype=object)}  # fmt: skip
 
 
 def collate_or_name_row(family, built, rows: list[dict], name: str) -> dict:
@@ -171,18 +184,14 @@ def training_dataset(cfg, n_rows: int, micro_steps: int, clock, hooks=()) -> "ra
     context.print_on_execution_start = False
     run = to_dict(cfg)
     n_batches = micro_steps * cfg.train.num_workers
-    ds = ray.data.range(n_batches, override_num_blocks=n_batches)
-    rows = RowsStage(run, n_rows, n_batches, cfg.train.batch_size, clock, hooks)
-    ds = ds.map_batches(_rows_fn, fn_kwargs={"stage": rows}, batch_size=1, batch_format="numpy", num_cpus=ROWS_CPUS)
-    return ds.map_batches(_collate_fn, fn_kwargs={"stage": CollateStage(run, hooks)}, batch_size=1, batch_format="numpy",
-                          num_cpus=COLLATE_CPUS)
+    per_task = min(cfg.train.data_batches_per_task, n_batches)
+    ds = ray.data.range(n_batches, override_num_blocks=-(-n_batches // per_task))
+    stage = BatchStage(RowsStage(run, n_rows, n_batches, cfg.train.batch_size, clock, hooks), CollateStage(run, hooks))
+    return ds.map_batches(_batch_fn, fn_kwargs={"stage": stage}, batch_size=per_task, batch_format="numpy",
+                          num_cpus=cfg.train.data_cpus)
 
 
-def _rows_fn(batch: dict, stage: RowsStage) -> dict:
-    return stage(batch)
-
-
-def _collate_fn(batch: dict, stage: CollateStage) -> dict:
+def _batch_fn(batch: dict, stage: BatchStage) -> dict:
     return stage(batch)
 
 

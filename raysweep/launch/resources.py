@@ -52,16 +52,13 @@ class Capacity:
         return max(self.now.get(resource, 0.0), scaled)
 
 
-DATA_CPUS = 0.5  # the least CPU a train.data_loader=ray_data pipeline needs beside the workers: one collate task
-
-
 def trial_resources(cfg, data: bool = False) -> dict[str, float]:
     """Resources of one trial: its driver (``sweep.trial_cpus``) plus its Ray Train workers; with
-    ``data``, plus :data:`DATA_CPUS` for its ray_data pipeline (Ray Data tasks run outside the trial's
-    placement group, so this share is only counted, never reserved)."""
+    ``data``, plus ``train.data_cpus`` for its ray_data pipeline (one task at a time; Ray Data tasks run
+    outside the trial's placement group, so this share is only counted, never reserved)."""
     need = {"CPU": cfg.sweep.trial_cpus + cfg.train.num_workers * cfg.train.cpus_per_worker}
     if data and cfg.train.data_loader == "ray_data":
-        need["CPU"] += DATA_CPUS
+        need["CPU"] += cfg.train.data_cpus
     if cfg.train.use_gpu:
         need["GPU"] = float(cfg.train.num_workers)
     return need
@@ -74,17 +71,17 @@ def check_data_cpus(cfg, capacity: Capacity, trials: int = 1, sweep: bool = Fals
     pipeline that never starts (Ray Data's hang on a full cluster).
 
     Raises:
-        UserError: the cluster's CPUs (at its largest) minus the runs' reservations are below :data:`DATA_CPUS`.
+        UserError: the cluster's CPUs (at its largest) minus the runs' reservations are below ``train.data_cpus``.
     """
     if cfg.train.data_loader != "ray_data":
         return
     taken = trials * (trial_resources(cfg)["CPU"] if sweep else cfg.train.num_workers * cfg.train.cpus_per_worker)
     spare = capacity.most("CPU") - taken
-    if spare >= DATA_CPUS:
+    if spare >= cfg.train.data_cpus:
         return
-    raise UserError(f"train.data_loader=ray_data needs {DATA_CPUS:g} CPU beside the Train workers for its pipeline, but the Ray "
-                    f"cluster has {capacity.most('CPU'):g} CPUs and {trials} run(s) reserve {taken:g}; set train.data_loader=worker, "
-                    "lower train.cpus_per_worker or train.num_workers"
+    raise UserError(f"train.data_loader=ray_data needs train.data_cpus={cfg.train.data_cpus:g} CPU beside the Train workers for its "
+                    f"pipeline, but the Ray cluster has {capacity.most('CPU'):g} CPUs and {trials} run(s) reserve {taken:g}; "
+                    "set train.data_loader=worker, lower train.data_cpus, train.cpus_per_worker or train.num_workers"
                     + (", or set sweep.max_concurrent" if sweep else ""))  # fmt: skip
 
 
