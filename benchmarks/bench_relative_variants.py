@@ -1,19 +1,16 @@
 """Exploration: relative-position variants on CPU, held-out AND training accuracy (README, Tasks).
 
     python benchmarks/bench_relative_variants.py --steps 400 --eval-every 100 --tag lmhead [key=value ...]
-    python benchmarks/bench_relative_variants.py --cosine --steps 1000 --eval-every 200 --tag cos
+    python benchmarks/bench_relative_variants.py --steps 1000 --eval-every 200 --tag cos train.lr_schedule=cosine
 
 configs/train-tiny-relative.yaml plus ``key=value`` overrides, trained as bench_relative_learns.py
 does (one process, one torch thread, batches of ``--bs`` drawn with a seeded generator); every
 ``--eval-every`` steps one JSON line: the mean loss of the last 50 steps, ``choice`` accuracy on 200
-training scenes and on ``--n`` held-out test scenes, and the held-out mirror rate. ``--cosine``
-replaces the trainer's warm-up-then-constant schedule by warm-up then cosine decay to 0 at
-``--steps``: an experiment only, since raysweep's engine (raysweep/training/engine.py) has no
-decaying schedule, so ``raysweep train`` cannot reproduce it.
+training scenes and on ``--n`` held-out test scenes, and the held-out mirror rate. With ``train.lr_schedule=cosine`` the learning rate decays to
+0 at ``--steps`` (the same schedule ``raysweep train`` runs over its epochs).
 """
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -32,15 +29,11 @@ p.add_argument("--steps", type=int, default=400)
 p.add_argument("--eval-every", type=int, default=100)
 p.add_argument("--n", type=int, default=300)
 p.add_argument("--bs", type=int, default=32)
-p.add_argument("--cosine", action="store_true")
 p.add_argument("--tag", default="x")
 a = p.parse_args()
 torch.set_num_threads(1)
 cfg = load_config(str(REPO / "configs/train-tiny-relative.yaml"), a.overrides)
-tr = WorkerTrainer(cfg)
-if a.cosine:
-    w = cfg.train.warmup_steps
-    tr.scheduler = torch.optim.lr_scheduler.LambdaLR(tr.optimizer, lambda s: min(1.0, (s + 1) / w) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / a.steps)))
+tr = WorkerTrainer(cfg, total_steps=a.steps)
 train, _ = train_val_sources(cfg)
 test_set = load_config(str(REPO / cfg.train.eval_sets[0].config)).data
 ho = limit_rows(SyntheticRows(test_set), a.n, 0); rows = ho.rows(range(len(ho)))

@@ -115,3 +115,23 @@ def test_extension_cache_is_per_environment_and_drops_stale_locks(tmp_path, monk
     import sys
 
     assert engine.prepare_extension_cache() == Path(sys.prefix) / "torch_extensions"
+
+
+def test_lr_schedule_warms_up_then_stays_or_decays_by_cosine(torch_single_thread):
+    """train.lr_schedule: constant keeps train.lr after the warm-up; cosine reaches half at the middle
+    of the post-warm-up steps and 0 at the run's last step; the trainer's optimizer follows it."""
+    from raysweep.errors import ConfigError
+    from raysweep.training.engine import WorkerTrainer, lr_factor
+
+    assert [lr_factor(s, 4) for s in (0, 1, 3, 4, 100)] == [0.25, 0.5, 1.0, 1.0, 1.0]
+    assert [lr_factor(s, 0, "cosine", 10) for s in (0, 5, 10, 12)] == pytest.approx([1.0, 0.5, 0.0, 0.0])
+    assert lr_factor(1, 4, "cosine", 14) == 0.5 and lr_factor(9, 4, "cosine", 14) == pytest.approx(0.5)
+    trainer = WorkerTrainer(tiny_cfg("train.lr_schedule=cosine", "train.epochs=2", "train.steps_per_epoch=4", "train.warmup_steps=2"))
+    lrs = []
+    for _ in range(8):
+        lrs.append(trainer.optimizer.param_groups[0]["lr"])
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+    assert lrs == pytest.approx([1e-3 * f for f in (0.5, 1.0, 1.0, 0.9330127, 0.75, 0.5, 0.25, 0.0669873)])
+    with pytest.raises(ConfigError, match="train.lr_schedule: cosine needs the run's length"):
+        WorkerTrainer(tiny_cfg("train.lr_schedule=cosine", "train.steps_per_epoch=0"))

@@ -101,7 +101,7 @@ def train_loop_per_worker(config: dict) -> None:
         feed = EpochFeed(ray.train.get_dataset_shard("train"), config["epoch_clock"], rank, micro_steps, cfg.train.epochs,
                          cfg.train.prefetch_batches, world)  # fmt: skip
         feed.start(_checkpoint_epoch(checkpoint))
-    trainer = WorkerTrainer(cfg, rank, world, device if device.type == "cuda" else None)
+    trainer = WorkerTrainer(cfg, rank, world, device if device.type == "cuda" else None, total_steps=n_steps * cfg.train.epochs)
     logger = RunLogger(config["mlflow_uri"], config["run_id"]) if rank == 0 and config.get("run_id") else None
     if logger and not config.get("resumed"):
         logger.log_params({"trainable_params": trainer.trainable_params, "total_params": trainer.built.total_params,

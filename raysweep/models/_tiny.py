@@ -100,3 +100,53 @@ def count_params(model) -> tuple[int, int]:
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, total
+
+
+def sincos_positions(side: int, dim: int) -> "torch.Tensor":
+    """Fixed 2D sine-cosine position codes of a ``side`` x ``side`` patch grid, MAE's recipe, unit norm.
+
+    Returns a ``(side * side + 1, dim)`` float tensor for a CLIP-style position embedding: row 0 (the
+    class token) zeros, then the patches in row-major order. Half the channels code the patch row,
+    half its column, each as ``sin``/``cos`` of ``position * 10000 ** (-k / (dim / 4))``, k = 0 ..
+    dim / 4 - 1 (He et al., "Masked Autoencoders Are Scalable Vision Learners", 2021, and its
+    ``get_2d_sincos_pos_embed``), divided by sqrt(dim / 2) so every code has norm 1 - the size of an
+    object patch's content embedding in the tiny towers. Low frequencies are nearly linear in the
+    row and column, so "left of" is a linear read-out, as in a pretrained tower's learned embedding.
+
+    Raises:
+        ValueError: ``dim`` is not a multiple of 4.
+    """
+    import torch
+
+    if dim % 4:
+        raise ValueError(f"sine-cosine positions need a width divisible by 4, got {dim}")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
+    grid = torch.arange(side, dtype=torch.float64)
+    rows, cols = torch.meshgrid(grid, grid, indexing="ij")
+
+    def code(pos):
+        angles = pos.reshape(-1, 1) * omega
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+    codes = torch.cat([code(rows), code(cols)], dim=1) / (dim / 2) ** 0.5
+    return torch.cat([torch.zeros(1, dim, dtype=torch.float64), codes]).float()
+
+
+def vision_embeddings(model):
+    """The CLIP-style vision embeddings module (``patch_embedding`` + ``position_embedding``) inside ``model``."""
+    for module in model.modules():
+        if hasattr(module, "patch_embedding") and hasattr(module, "position_embedding"):
+            return module
+    raise ValueError(f"{type(model).__name__} has no CLIP-style vision embeddings")
+
+
+def set_tiny_vision_positions(model, model_cfg, side: int) -> None:
+    """``model.tiny_vision_position=sincos``: the CLIP-style tower's position embedding becomes
+    :func:`sincos_positions` of its ``side`` x ``side`` patches (``learned`` leaves the random init)."""
+    import torch
+
+    if model_cfg.tiny_vision_position != "sincos":
+        return
+    table = vision_embeddings(model).position_embedding.weight
+    with torch.no_grad():
+        table.copy_(sincos_positions(side, table.shape[1]).to(table.dtype))

@@ -48,6 +48,12 @@ class ModelConfig:
     tiny_heads: int = doc("Tiny variants: attention heads of the language model.", 4)
     tiny_vision_hidden: int = doc("Tiny variants: hidden size of the vision encoder.", 64)
     tiny_vision_layers: int = doc("Tiny variants: layers of the vision encoder.", 2)
+    tiny_vision_position: Literal["learned", "sincos"] = doc(
+        "Tiny LLaVA-NeXT and CLIP: the vision tower's position embedding at build. learned = CLIP's random init "
+        "(frozen under LoRA, so each patch's position is an arbitrary code); sincos = fixed 2D sine-cosine codes "
+        "(MAE's), rows and columns linear in them, as in a pretrained tower (the relative-position task needs it).",
+        "learned",
+    )
     head: Literal["text", "linear", "mlp"] = doc(
         "CLIP: how an image becomes an answer. text = match against 'a photo of a {answer}' (the paper's); linear "
         "or mlp = a classification head over the task's classes on CLIP's image features, trained (with LoRA on "
@@ -80,6 +86,8 @@ class ModelConfig:
         if self.head != "text" and self.family != "clip":
             raise ConfigError("head", f"{self.head} is a head on CLIP's image features; it needs model.family=clip "
                                       f"(got {self.family}); leave model.head=text")  # fmt: skip
+        if self.tiny_vision_position == "sincos" and self.tiny_vision_hidden % 4:
+            raise ConfigError("tiny_vision_hidden", f"sincos positions need a multiple of 4, got {self.tiny_vision_hidden}")
         if self.tiny_hidden % self.tiny_heads:
             raise ConfigError("tiny_hidden", f"{self.tiny_hidden} is not divisible by tiny_heads {self.tiny_heads}")
 

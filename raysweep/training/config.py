@@ -32,7 +32,12 @@ class TrainConfig:
 
     lr: float = doc("AdamW learning rate (the paper's 1e-5).", 1e-5)
     weight_decay: float = doc("AdamW weight decay.", 0.0)
-    warmup_steps: int = doc("Linear learning-rate warm-up steps (then constant).", 0)
+    warmup_steps: int = doc("Linear learning-rate warm-up steps (then train.lr_schedule).", 0)
+    lr_schedule: Literal["constant", "cosine"] = doc(
+        "After the warm-up: constant at train.lr, or cosine decay to 0 at the run's last optimizer step "
+        "(train.epochs x steps per epoch; early stopping does not shorten the curve).",
+        "constant",
+    )
     clip: float = doc("Gradient-norm clipping (0 = off).", 1.0)
     epochs: int = doc("Maximum epochs (the paper's 10).", 10)
     steps_per_epoch: int = doc("Optimizer steps per epoch on every worker (0 = one pass over the train set).", 0)

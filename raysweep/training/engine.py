@@ -7,6 +7,7 @@ Train worker; the benchmark drives one in a single process to compare against.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import dataclass, field, replace
@@ -16,6 +17,20 @@ import numpy as np
 import torch
 
 STATE_FILE = "trainer_state.json"
+
+
+def lr_factor(step: int, warmup: int, schedule: str = "constant", total: int = 0) -> float:
+    """Multiplier of ``train.lr`` at optimizer step ``step`` (from 0).
+
+    Linear warm-up over ``warmup`` steps ((step + 1) / warmup), then 1 (``constant``) or a cosine from
+    1 down to 0 at step ``total`` (``cosine``; held at 0 after). ``total`` is the run's optimizer steps.
+    """
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -83,7 +98,10 @@ def prepare_extension_cache() -> Path:
 class WorkerTrainer:
     """One data-parallel rank: builds the model and runs steps, validation and checkpoints."""
 
-    def __init__(self, cfg, rank: int = 0, world_size: int = 1, device: torch.device | None = None, distributed: bool | None = None):
+    def __init__(self, cfg, rank: int = 0, world_size: int = 1, device: torch.device | None = None, distributed: bool | None = None,
+                 total_steps: int = 0):  # fmt: skip
+        """``total_steps``: the run's optimizer steps, for ``train.lr_schedule=cosine`` (0: ``train.epochs x
+        train.steps_per_epoch``; a ConfigError when that is 0 too)."""
         from raysweep.models import get_family
 
         self.cfg, self.rank, self.world_size = cfg, rank, world_size
@@ -109,8 +127,13 @@ class WorkerTrainer:
 
             raise UserError("nothing to train: lora.enabled is false and the model is frozen")
         self.optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
-        warmup = cfg.train.warmup_steps
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: min(1.0, (s + 1) / warmup) if warmup else 1.0)
+        warmup, schedule = cfg.train.warmup_steps, cfg.train.lr_schedule
+        total = total_steps or cfg.train.epochs * cfg.train.steps_per_epoch
+        if schedule == "cosine" and not total:
+            from raysweep.errors import ConfigError
+
+            raise ConfigError("train.lr_schedule", "cosine needs the run's length: set train.steps_per_epoch")
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, warmup, schedule, total))
         self.strategy = "none"
         self.engine = built.model
         distributed = world_size > 1 if distributed is None else distributed

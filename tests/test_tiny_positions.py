@@ -1,0 +1,47 @@
+"""model.tiny_vision_position=sincos: fixed 2D sine-cosine codes in the tiny towers' position embedding."""
+
+import numpy as np
+import pytest
+
+from raysweep.config import load_config
+from raysweep.errors import ConfigError
+from raysweep.models._tiny import sincos_positions, vision_embeddings
+
+
+def test_sincos_codes_are_unit_norm_and_rows_and_columns_are_linear_in_them():
+    codes = sincos_positions(9, 64).double().numpy()
+    assert codes.shape == (82, 64) and not codes[0].any()
+    assert np.allclose(np.linalg.norm(codes[1:], axis=1), 1.0)
+    rows, cols = np.divmod(np.arange(81), 9)
+    design = np.c_[codes[1:], np.ones(81)]
+    for target in (rows, cols):  # a linear read-out recovers the row and the column exactly
+        fit = design @ np.linalg.lstsq(design, target, rcond=None)[0]
+        assert np.abs(fit - target).max() < 1e-6
+    assert len({c.tobytes() for c in codes[1:]}) == 81
+    with pytest.raises(ValueError, match="divisible by 4"):
+        sincos_positions(3, 30)
+
+
+@pytest.mark.parametrize("family", ["llava-next", "clip"])
+def test_tiny_towers_take_sincos_positions_and_the_identity_tells_them_apart(family):
+    from raysweep.models import get_family
+    from raysweep.models._adapter_identity import differences
+    from raysweep._configlib import to_dict
+    from raysweep.tasks import default_task
+
+    def table(position):
+        cfg = load_config(None, [f"model.family={family}", "model.checkpoint=tiny", "model.image_size=108", "model.tiny_patch=12",
+                                 f"model.tiny_vision_position={position}"]).model  # fmt: skip
+        built = get_family(family).build(cfg, default_task())
+        return cfg, vision_embeddings(built.model).position_embedding.weight.detach()
+
+    learned_cfg, learned = table("learned")
+    sincos_cfg, sincos = table("sincos")
+    assert sincos.shape == (82, 64) and np.allclose(sincos.numpy(), sincos_positions(9, 64).numpy())
+    assert not np.allclose(learned.numpy(), sincos.numpy())
+    assert [d[0] for d in differences({"model": to_dict(learned_cfg)}, {"model": to_dict(sincos_cfg)})] == ["model.tiny_vision_position"]
+
+
+def test_sincos_needs_a_vision_width_divisible_by_4():
+    with pytest.raises(ConfigError, match="model.tiny_vision_hidden: sincos positions need a multiple of 4, got 30"):
+        load_config(None, ["model.tiny_vision_position=sincos", "model.tiny_vision_hidden=30", "model.checkpoint=tiny"])
