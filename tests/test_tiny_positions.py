@@ -45,3 +45,31 @@ def test_tiny_towers_take_sincos_positions_and_the_identity_tells_them_apart(fam
 def test_sincos_needs_a_vision_width_divisible_by_4():
     with pytest.raises(ConfigError, match="model.tiny_vision_hidden: sincos positions need a multiple of 4, got 30"):
         load_config(None, ["model.tiny_vision_position=sincos", "model.tiny_vision_hidden=30", "model.checkpoint=tiny"])
+
+
+def test_colour_split_filters_see_shape_without_colour_and_colour_without_shape():
+    """model.tiny_vision_filters=colour_split: the achromatic filters answer a shape the same way in
+    any colour (up to its brightness), the chromatic ones answer a colour the same way in any shape."""
+    import torch
+
+    from raysweep.models._tiny import colour_split_filters
+
+    weight = torch.randn(64, 3, 12, 12) * 0.02
+    filters = colour_split_filters(weight, seed=0)
+    assert filters.shape == weight.shape and torch.equal(filters, colour_split_filters(weight, seed=0))
+    assert torch.allclose(filters.flatten(1).norm(dim=1), weight.flatten(1).norm(dim=1).mean().expand(64), rtol=1e-5)
+    achromatic, chromatic = filters[:48], filters[48:]
+    assert torch.equal(achromatic[:, 0], achromatic[:, 1]) and torch.equal(achromatic[:, 1], achromatic[:, 2])
+    assert torch.allclose(chromatic, chromatic[:, :, :1, :1].expand_as(chromatic))
+    star, square = torch.zeros(12, 12), torch.zeros(12, 12)
+    star[3:9, 5:7], star[5:7, 3:9] = 1, 1
+    square[3:9, 3:9] = 1
+
+    def respond(mask, rgb):
+        return torch.nn.functional.conv2d((torch.tensor(rgb).reshape(3, 1, 1) * mask)[None], filters, stride=12).flatten()
+
+    white, red = respond(star, [1.0, 1.0, 1.0]), respond(star, [1.0, 0.0, 0.0])
+    assert torch.allclose(white[:48], 3 * red[:48], atol=1e-6)  # the same shape feature, 3x brighter
+    assert not torch.allclose(white[48:] / white[48:].norm(), red[48:] / red[48:].norm(), atol=1e-2)
+    red_square = respond(square, [1.0, 0.0, 0.0])
+    assert torch.allclose(red_square[48:] / red_square[48:].norm(), red[48:] / red[48:].norm(), atol=1e-6)  # colour alone

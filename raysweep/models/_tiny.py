@@ -140,13 +140,40 @@ def vision_embeddings(model):
     raise ValueError(f"{type(model).__name__} has no CLIP-style vision embeddings")
 
 
-def set_tiny_vision_positions(model, model_cfg, side: int) -> None:
-    """``model.tiny_vision_position=sincos``: the CLIP-style tower's position embedding becomes
-    :func:`sincos_positions` of its ``side`` x ``side`` patches (``learned`` leaves the random init)."""
+def colour_split_filters(weight: "torch.Tensor", seed: int) -> "torch.Tensor":
+    """Patch filters like ``weight`` (``(out, 3, p, p)``) split into achromatic and chromatic ones.
+
+    The first ``3 * out // 4`` filters apply one random spatial filter to every colour channel alike
+    (they see a shape, not its colour); the rest are flat in space with a random colour mix (they see
+    a colour, not its shape) - the split a trained network's first layer shows (Krizhevsky,
+    Sutskever and Hinton, "ImageNet Classification with Deep Convolutional Neural Networks", 2012,
+    Fig. 3). Each filter keeps the norm a ``weight`` filter has on average. Seeded by ``seed``.
+    """
     import torch
 
-    if model_cfg.tiny_vision_position != "sincos":
-        return
-    table = vision_embeddings(model).position_embedding.weight
+    out, channels, p, q = weight.shape
+    gen = torch.Generator().manual_seed(seed)
+    achromatic = 3 * out // 4
+    spatial = torch.randn(achromatic, 1, p, q, generator=gen).expand(achromatic, channels, p, q)
+    mix = torch.randn(out - achromatic, channels, 1, 1, generator=gen).expand(out - achromatic, channels, p, q)
+    filters = torch.cat([spatial, mix]).clone().double()
+    norm = weight.detach().double().flatten(1).norm(dim=1).mean()
+    filters *= norm / filters.flatten(1).norm(dim=1).clamp_min(1e-12).reshape(-1, 1, 1, 1)
+    return filters.to(weight.dtype)
+
+
+def set_tiny_vision_priors(model, model_cfg, side: int) -> None:
+    """The tiny tower's priors from config: ``model.tiny_vision_position=sincos`` makes the position
+    embedding :func:`sincos_positions` of its ``side`` x ``side`` patches, and
+    ``model.tiny_vision_filters=colour_split`` the patch filters :func:`colour_split_filters`
+    (``learned`` / ``random`` leave CLIP's random init)."""
+    import torch
+
+    embeddings = vision_embeddings(model)
     with torch.no_grad():
-        table.copy_(sincos_positions(side, table.shape[1]).to(table.dtype))
+        if model_cfg.tiny_vision_position == "sincos":
+            table = embeddings.position_embedding.weight
+            table.copy_(sincos_positions(side, table.shape[1]).to(table.dtype))
+        if model_cfg.tiny_vision_filters == "colour_split":
+            conv = embeddings.patch_embedding.weight
+            conv.copy_(colour_split_filters(conv, model_cfg.seed))

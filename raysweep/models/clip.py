@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from raysweep.models import register
-from raysweep.models._tiny import set_tiny_vision_positions, train_tokenizer
+from raysweep.models._tiny import set_tiny_vision_priors, train_tokenizer
 from raysweep.models.base import Built, Family, Prediction, load_image, override_normalisation, to_device
 
 TEXT_TEMPLATE = "a photo of a {area}"
@@ -134,7 +134,7 @@ class Clip(Family):
             projection_dim=width,
         )
         model = CLIPModel(config)
-        set_tiny_vision_positions(model, model_cfg, side // (model_cfg.tiny_patch or side // 3))
+        set_tiny_vision_priors(model, model_cfg, side // (model_cfg.tiny_patch or side // 3))
         image_processor = CLIPImageProcessorPil(
             size={"shortest_edge": side}, crop_size={"height": side, "width": side},
             image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0],

@@ -54,6 +54,13 @@ class ModelConfig:
         "(MAE's), rows and columns linear in them, as in a pretrained tower (the relative-position task needs it).",
         "learned",
     )
+    tiny_vision_filters: Literal["random", "colour_split"] = doc(
+        "Tiny LLaVA-NeXT and CLIP: the patch embedding's filters at build. random = CLIP's init; colour_split = "
+        "three quarters achromatic (one random spatial filter on R+G+B: shape without colour) and a quarter "
+        "chromatic blobs (a random colour mix, flat in space: colour without shape), as a trained network's first "
+        "layer splits (Krizhevsky et al. 2012, Fig. 3), so a shape seen in one colour is the same feature in another.",
+        "random",
+    )
     head: Literal["text", "linear", "mlp"] = doc(
         "CLIP: how an image becomes an answer. text = match against 'a photo of a {answer}' (the paper's); linear "
         "or mlp = a classification head over the task's classes on CLIP's image features, trained (with LoRA on "
