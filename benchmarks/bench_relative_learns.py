@@ -67,7 +67,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     cfg = load_config(args.config, args.overrides)
-    trainer = WorkerTrainer(cfg)
+    trainer = WorkerTrainer(cfg, total_steps=args.steps)  # train.lr_schedule=cosine ends at --steps
     train, _ = train_val_sources(cfg)
     test_set = load_config(str(REPO / cfg.train.eval_sets[0].config)).data
     held_out = limit_rows(SyntheticRows(test_set), args.n, 0)

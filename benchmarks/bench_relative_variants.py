@@ -30,6 +30,7 @@ p.add_argument("--eval-every", type=int, default=100)
 p.add_argument("--n", type=int, default=300)
 p.add_argument("--bs", type=int, default=32)
 p.add_argument("--tag", default="x")
+p.add_argument("--seed", type=int, default=0, help="seed of the batch order (the LoRA init follows model.seed)")
 a = p.parse_args()
 torch.set_num_threads(1)
 cfg = load_config(str(REPO / "configs/train-tiny-relative.yaml"), a.overrides)
@@ -39,7 +40,7 @@ test_set = load_config(str(REPO / cfg.train.eval_sets[0].config)).data
 ho = limit_rows(SyntheticRows(test_set), a.n, 0); rows = ho.rows(range(len(ho)))
 trs = train.rows(list(range(0, len(train), max(1, len(train)//200)))[:200])
 print("train scenes", len(train), "trainable", tr.built.trainable_params, tr.built.total_params, flush=True)
-rng = np.random.default_rng(0); t0 = time.time(); losses = []
+rng = np.random.default_rng(a.seed); t0 = time.time(); losses = []
 for step in range(1, a.steps + 1):
     losses.append(tr.train_step(tr.prepare(train.rows(rng.choice(len(train), a.bs, replace=False)))))
     if step % a.eval_every == 0:
