@@ -9,7 +9,11 @@ a pure-Python loop, the family's collate in a loop, or a memory-bound numpy loop
 78-84 ms beside the others - so a slower step under the ray_data pipeline is scheduling (tasks on
 the Train worker's core), not the machine.
 """
-import multiprocessing as mp, os, statistics, sys, time
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
