@@ -24,8 +24,8 @@ execution of the dataset, started only when every worker has asked for it (Ray's
 The data stages run as Ray tasks on CPUs that are not the Train workers' (Ray Train excludes its
 workers' resources from Ray Data's budget), one CPU each by default: a task runs a single-threaded
 processor, and a fractional request let two tasks share the core next to the Train worker, which
-then lost part of its own (measured: README, Data plane). A row that fails in a stage stops the run with one line
-naming the dataset, the row and the reason (a :class:`~raysweep.errors.UserError`).
+then lost part of its own (measured: README, Data plane). A row that fails in a stage stops the run
+with one line naming the dataset, the row and the reason (a :class:`~raysweep.errors.UserError`).
 """
 
 from __future__ import annotations
@@ -91,11 +91,12 @@ class RowsStage:
         order = _cached("order", f"{key}:{epoch}",  # the epoch's whole deal, once per process (not per batch)
                         lambda: np.asarray(epoch_batches(self.n_rows, epoch, cfg.train.seed, 0, 1, self.n_batches, self.batch_size)))  # fmt: skip
         positions, rows = [], []
-        for i in ids:
+        phase = source.for_epoch(epoch)  # a curriculum's phase
+        for i in map(int, ids):
             for hook in self.hooks:
-                _call_hook(hook, "rows", epoch, int(i))
-            positions.append(order[int(i)])
-            rows.append(source.for_epoch(epoch).rows(order[int(i)]))  # a curriculum's phase
+                _call_hook(hook, "rows", epoch, i)
+            positions.append(order[i])
+            rows.append(phase.rows(order[i]))
         return epoch, positions, rows
 
 
@@ -129,7 +130,7 @@ class BatchStage:
         self.rows_stage, self.collate_stage = rows, collate
 
     def __call__(self, batch: dict) -> dict:
-        ids = [int(i) for i in batch["id"]]
+        ids = batch["id"].tolist()
         epoch, positions, rows = self.rows_stage.rows(ids)
         out = [self.collate_stage.collate(r, epoch, i) for i, r in zip(ids, rows)]
         return {"id": np.asarray(ids, np.int64), "epoch": np.full(len(ids), epoch, np.int64),

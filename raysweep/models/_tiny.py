@@ -162,18 +162,20 @@ def colour_split_filters(weight: "torch.Tensor", seed: int) -> "torch.Tensor":
     return filters.to(weight.dtype)
 
 
-def set_tiny_vision_priors(model, model_cfg, side: int) -> None:
+def set_tiny_vision_priors(model, model_cfg) -> None:
     """The tiny tower's priors from config: ``model.tiny_vision_position=sincos`` makes the position
-    embedding :func:`sincos_positions` of its ``side`` x ``side`` patches, and
-    ``model.tiny_vision_filters=colour_split`` the patch filters :func:`colour_split_filters`
-    (``learned`` / ``random`` leave CLIP's random init)."""
+    embedding :func:`sincos_positions` of its square patch grid (side read from the table: class
+    token + side x side patches), and ``model.tiny_vision_filters=colour_split`` the patch filters
+    :func:`colour_split_filters` (``learned`` / ``random`` leave CLIP's random init)."""
+    import math
+
     import torch
 
     embeddings = vision_embeddings(model)
     with torch.no_grad():
         if model_cfg.tiny_vision_position == "sincos":
             table = embeddings.position_embedding.weight
-            table.copy_(sincos_positions(side, table.shape[1]).to(table.dtype))
+            table.copy_(sincos_positions(math.isqrt(table.shape[0] - 1), table.shape[1]).to(table.dtype))
         if model_cfg.tiny_vision_filters == "colour_split":
             conv = embeddings.patch_embedding.weight
             conv.copy_(colour_split_filters(conv, model_cfg.seed))

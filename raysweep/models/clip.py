@@ -134,7 +134,7 @@ class Clip(Family):
             projection_dim=width,
         )
         model = CLIPModel(config)
-        set_tiny_vision_priors(model, model_cfg, side // (model_cfg.tiny_patch or side // 3))
+        set_tiny_vision_priors(model, model_cfg)
         image_processor = CLIPImageProcessorPil(
             size={"shortest_edge": side}, crop_size={"height": side, "width": side},
             image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0],

@@ -85,7 +85,7 @@ class LlavaNext(ChatVLMFamily):
             image_grid_pinpoints=[[side, side]], vision_feature_select_strategy="default", vision_feature_layer=-1,
         )
         model = LlavaNextForConditionalGeneration(config)
-        set_tiny_vision_priors(model.model.vision_tower, model_cfg, side // patch)
+        set_tiny_vision_priors(model.model.vision_tower, model_cfg)
         model.generation_config.pad_token_id = tok.pad_token_id
         model.generation_config.eos_token_id = tok.eos_token_id
         image_processor = LlavaNextImageProcessorPil(
