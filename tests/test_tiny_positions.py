@@ -73,3 +73,28 @@ def test_colour_split_filters_see_shape_without_colour_and_colour_without_shape(
     assert not torch.allclose(white[48:] / white[48:].norm(), red[48:] / red[48:].norm(), atol=1e-2)
     red_square = respond(square, [1.0, 0.0, 0.0])
     assert torch.allclose(red_square[48:] / red_square[48:].norm(), red[48:] / red[48:].norm(), atol=1e-6)  # colour alone
+
+
+@pytest.mark.parametrize("family", ["llava-next", "qwen2-vl"])
+def test_tiny_init_range_sets_the_language_models_random_weights_and_the_identity_tells_them_apart(family):
+    from raysweep._configlib import to_dict
+    from raysweep.models import get_family
+    from raysweep.models._adapter_identity import differences
+    from raysweep.tasks import default_task
+
+    def q_std(init):
+        cfg = load_config(None, [f"model.family={family}", "model.checkpoint=tiny", f"model.tiny_init_range={init}"]).model
+        built = get_family(family).build(cfg, default_task())
+        q = [m.weight for n, m in built.model.named_modules() if n.endswith("language_model.layers.0.self_attn.q_proj")][0]
+        return cfg, float(q.detach().std())
+
+    default_cfg, default = q_std(0.02)
+    peaked_cfg, peaked = q_std(0.1)
+    assert abs(default - 0.02) < 0.002 and abs(peaked - 0.1) < 0.01
+    assert [d[0] for d in differences({"model": to_dict(default_cfg)}, {"model": to_dict(peaked_cfg)})] == ["model.tiny_init_range"]
+
+
+@pytest.mark.parametrize("value", ["0", "-0.1", "2"])
+def test_tiny_init_range_outside_0_1_is_refused_by_name(value):
+    with pytest.raises(ConfigError, match=r"model.tiny_init_range: must lie in \(0, 1\]"):
+        load_config(None, ["model.checkpoint=tiny", f"model.tiny_init_range={value}"])

@@ -78,6 +78,7 @@ class LlavaNext(ChatVLMFamily):
             vocab_size=len(tok), hidden_size=model_cfg.tiny_hidden, intermediate_size=2 * model_cfg.tiny_hidden,
             num_hidden_layers=model_cfg.tiny_layers, num_attention_heads=model_cfg.tiny_heads,
             num_key_value_heads=model_cfg.tiny_heads, max_position_embeddings=512,
+            initializer_range=model_cfg.tiny_init_range,
             bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         )
         config = LlavaNextConfig(

@@ -151,6 +151,7 @@ class Qwen2VL(ChatVLMFamily):
                 num_hidden_layers=model_cfg.tiny_layers, num_attention_heads=heads, num_key_value_heads=heads,
                 max_position_embeddings=1024, rope_parameters={"rope_type": "default", "rope_theta": 1.0, "mrope_section": section},
                 eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, bos_token_id=None,
+                initializer_range=model_cfg.tiny_init_range,
             ),
             vision_config=dict(
                 depth=model_cfg.tiny_vision_layers, embed_dim=model_cfg.tiny_vision_hidden, num_heads=4,
