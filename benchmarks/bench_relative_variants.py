@@ -31,19 +31,26 @@ p.add_argument("--n", type=int, default=300)
 p.add_argument("--bs", type=int, default=32)
 p.add_argument("--tag", default="x")
 p.add_argument("--seed", type=int, default=0, help="seed of the batch order (the LoRA init follows model.seed)")
+p.add_argument("--easy-steps", type=int, default=0, help="first steps on the easy set (data.reference_within)")
+p.add_argument("--easy-within", type=int, default=0, help="data.reference_within of the easy set")
 a = p.parse_args()
 torch.set_num_threads(1)
 cfg = load_config(str(REPO / "configs/train-tiny-relative.yaml"), a.overrides)
 tr = WorkerTrainer(cfg, total_steps=a.steps)
 train, _ = train_val_sources(cfg)
+easy = train
+if a.easy_steps:
+    easy, _ = train_val_sources(load_config(str(REPO / "configs/train-tiny-relative.yaml"), a.overrides + [f"data.reference_within={a.easy_within}", "data.fraction=1.0"]))
+    print("easy scenes", len(easy), flush=True)
 test_set = load_config(str(REPO / cfg.train.eval_sets[0].config)).data
-ho = limit_rows(SyntheticRows(test_set), a.n, 0); rows = ho.rows(range(len(ho)))
+rows = [] if not a.n else (lambda ho: ho.rows(range(len(ho))))(limit_rows(SyntheticRows(test_set), a.n, 0))
 trs = train.rows(list(range(0, len(train), max(1, len(train)//200)))[:200])
 print("train scenes", len(train), "trainable", tr.built.trainable_params, tr.built.total_params, flush=True)
 rng = np.random.default_rng(a.seed); t0 = time.time(); losses = []
 for step in range(1, a.steps + 1):
-    losses.append(tr.train_step(tr.prepare(train.rows(rng.choice(len(train), a.bs, replace=False)))))
+    src = easy if step <= a.easy_steps else train
+    losses.append(tr.train_step(tr.prepare(src.rows(rng.choice(len(src), a.bs, replace=False)))))
     if step % a.eval_every == 0:
-        R = evaluate_rows(tr.built, rows, "choice", 64); te = R["acc"]; mr = R.get("mirror_rate")
+        R = evaluate_rows(tr.built, rows, "choice", 64) if a.n else {"acc": None}; te = R["acc"]; mr = R.get("mirror_rate")
         ta = evaluate_rows(tr.built, trs, "choice", 64)["acc"]
-        print(json.dumps({"tag": a.tag, "step": step, "loss": round(float(np.mean(losses[-50:])), 3), "train_acc": round(ta, 3), "test_acc": round(te, 3), "mirror": mr, "s": round(time.time() - t0)}), flush=True)
+        print(json.dumps({"tag": a.tag, "step": step, "loss": round(float(np.mean(losses[-50:])), 3), "train_acc": round(ta, 3), "test_acc": te and round(te, 3), "mirror": mr, "s": round(time.time() - t0)}), flush=True)

@@ -124,6 +124,12 @@ class DataConfig:
         "them on free cells, differing in shape or colour from both named objects.",
         0,
     )
+    reference_within: int = doc(
+        "relative_position: the reference object's cell lies at most this many cells (row and column) from the "
+        "grid's centre cell; -1 = anywhere. 0 puts it on the centre, so the relation follows from the target's "
+        "cell alone: the easy first phase of a data.curriculum (configs/data/relative_easy.yaml).",
+        -1,
+    )
     variants: int = doc("Scenes per target (different distractor layouts); needs distractors > 0 if > 1.", 1)
     seed: int = doc("Seed of every random choice (subset, split, distractors, option order).", 42)
     antialias: int = doc("Supersampling factor of the sprite rasteriser (1 = aliased).", 4)

@@ -47,6 +47,22 @@ def test_every_relation_is_feasible_in_as_many_cells_and_edges_lose_some():
     assert Counter(per_cell.values()) == {4: 25, 3: 40, 2: 16}
 
 
+def test_a_reference_near_the_centre_makes_the_relation_follow_from_the_target_cell():
+    easy = _scenes("configs/data/relative_train.yaml", "data.reference_within=0", "data.fraction=1.0")
+    scenes = [easy[i] for i in range(len(easy))]
+    assert {(s.ref_row, s.ref_col) for s in scenes} == {(4, 4)}
+    assert set(Counter(s.label for s in scenes).values()) == {len(scenes) // 4}  # still balanced per relation
+    by_cell = {}
+    for s in scenes:
+        by_cell.setdefault((s.row, s.col), set()).add(s.label)
+    assert len(by_cell) == 60 and all(len(labels) == 1 for labels in by_cell.values())  # one relation per target cell
+    near = _scenes("configs/data/relative_train.yaml", "data.reference_within=1")
+    cells = {(near[i].ref_row, near[i].ref_col) for i in range(len(near))}
+    assert len(cells) > 1 and all(max(abs(r - 4), abs(c - 4)) <= 1 for r, c in cells)
+    assert all(relation((near[i].row, near[i].col), (near[i].ref_row, near[i].ref_col)) == near[i].label for i in range(len(near)))
+    assert len(feasible_pairs(9, within=1)) == 120 and len(feasible_pairs(9, within=-1)) == 252
+
+
 def test_the_test_and_train_splits_are_balanced_held_out_and_sized_like_the_absolute_ones():
     test, train, val = _scenes(), _scenes("configs/data/relative_train.yaml"), _scenes("configs/data/relative_train.yaml", "data.split=val")
     assert (len(test), len(train), len(val)) == (3888, 1296, 324)
@@ -140,6 +156,12 @@ def test_config_checks_name_the_key():
         load_config(str(REPO / "configs/data/relative_test.yaml"), ["data.template='Where is the {ref}? [{options}]'"])
     with pytest.raises(ConfigError, match=r"data.grid_size: relative_position needs objects 2 cells apart"):
         load_config(None, ["data.task=relative_position", "data.grid_size=2", "data.areas_per_side=1"])
+    with pytest.raises(ConfigError, match=r"data.reference_within: no target cell of the 3x3 grid"):
+        load_config(None, ["data.task=relative_position", "data.grid_size=3", "data.areas_per_side=1", "data.reference_within=0"])
+    with pytest.raises(ConfigError, match=r"data.reference_within: must be -1 \(anywhere\) or"):
+        load_config(None, ["data.task=relative_position", "data.reference_within=-2"])
+    with pytest.raises(ConfigError, match=r"data.reference_within: only relative_position has a reference object"):
+        load_config(None, ["data.reference_within=0"])
 
 
 def test_generate_writes_rows_with_label_and_the_reference_cell(tmp_path):

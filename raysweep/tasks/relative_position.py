@@ -49,12 +49,22 @@ def relation(target: tuple[float, float], anchor: tuple[float, float], min_gap: 
     return None
 
 
-def feasible_pairs(grid: int, min_gap: int = MIN_GAP) -> list[tuple[int, int]]:
-    """(target cell index, label) for every target cell and relation that some anchor cell allows."""
-    pairs = []
+def anchor_cells(grid: int, within: int = -1) -> list[int]:
+    """The cells a reference object may take: all, or those at most ``within`` cells (row and column)
+    from the centre cell ``grid // 2`` (``within`` >= 0; 0 = the centre alone)."""
+    if within < 0:
+        return list(range(grid * grid))
+    centre = grid // 2
+    return [c for c in range(grid * grid) if max(abs(c // grid - centre), abs(c % grid - centre)) <= within]
+
+
+def feasible_pairs(grid: int, min_gap: int = MIN_GAP, within: int = -1) -> list[tuple[int, int]]:
+    """(target cell index, label) for every target cell and relation that some anchor cell allows
+    (anchor cells: :func:`anchor_cells` of ``within``)."""
+    pairs, anchors = [], anchor_cells(grid, within)
     for cell in range(grid * grid):
         row, col = divmod(cell, grid)
-        labels = {relation((row, col), divmod(other, grid), min_gap) for other in range(grid * grid)}
+        labels = {relation((row, col), divmod(other, grid), min_gap) for other in anchors if other != cell}
         pairs += [(cell, label) for label in range(len(RELATIONS)) if label in labels]
     return pairs
 
@@ -95,7 +105,8 @@ class RelativeSceneSet(SceneSet):
 
     def __init__(self, cfg, task):
         super().__init__(cfg, task)
-        self.pairs = feasible_pairs(cfg.grid_size)
+        self.anchor_cells = anchor_cells(cfg.grid_size, cfg.reference_within)
+        self.pairs = feasible_pairs(cfg.grid_size, within=cfg.reference_within)
         self._pair_label = np.asarray([label for _, label in self.pairs], np.int64)
 
     @property
@@ -132,7 +143,7 @@ class RelativeSceneSet(SceneSet):
         cell, label = self.pairs[pair]
         row, col = divmod(cell, grid)
         rng = _rng(cfg.seed, _TAG_PAIR, scene_id)
-        anchors = [c for c in range(grid * grid) if relation((row, col), divmod(c, grid)) == label]
+        anchors = [c for c in self.anchor_cells if relation((row, col), divmod(c, grid)) == label]
         anchor_cell = int(anchors[rng.integers(len(anchors))])
         others = [p for p in self._distractor_pool if p != (shape, color)]
         anchor_shape, anchor_color = others[rng.integers(len(others))]
@@ -193,6 +204,10 @@ class RelativePosition(Task):
             return "grid_size", f"relative_position needs objects {MIN_GAP} cells apart: at least {MIN_GAP + 1} cells per side"
         if len(data_cfg.shapes) * len(data_cfg.colors) < 2:
             return "shapes", "the reference object must differ from the target in shape or colour: list more shapes or colours"
+        if data_cfg.reference_within < -1:
+            return "reference_within", f"must be -1 (anywhere) or a number of cells >= 0, got {data_cfg.reference_within}"
+        if data_cfg.reference_within >= 0 and not feasible_pairs(data_cfg.grid_size, within=data_cfg.reference_within):
+            return "reference_within", f"no target cell of the {data_cfg.grid_size}x{data_cfg.grid_size} grid has a relation to a reference that close to the centre"
         if data_cfg.distractors > data_cfg.grid_size**2 - 2:
             return "distractors", f"{data_cfg.distractors} distractors cannot fit in the {data_cfg.grid_size ** 2 - 2} free cells"
         return None
