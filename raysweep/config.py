@@ -130,6 +130,12 @@ class DataConfig:
         "cell alone: the easy first phase of a data.curriculum (configs/data/relative_easy.yaml).",
         -1,
     )
+    reference_shares: Literal["any", "colour_or_shape"] = doc(
+        "relative_position: which combinations the reference object is drawn from. any = every other combination "
+        "of the split; colour_or_shape = only those with the target's colour or its shape, so one attribute alone "
+        "tells the two apart (in civet_train's combinations no pair is then told apart by 'is it white?').",
+        "any",
+    )
     variants: int = doc("Scenes per target (different distractor layouts); needs distractors > 0 if > 1.", 1)
     seed: int = doc("Seed of every random choice (subset, split, distractors, option order).", 42)
     antialias: int = doc("Supersampling factor of the sprite rasteriser (1 = aliased).", 4)

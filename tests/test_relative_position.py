@@ -63,6 +63,20 @@ def test_a_reference_near_the_centre_makes_the_relation_follow_from_the_target_c
     assert len(feasible_pairs(9, within=1)) == 120 and len(feasible_pairs(9, within=-1)) == 252
 
 
+def test_a_reference_sharing_colour_or_shape_leaves_one_attribute_to_tell_them_apart():
+    scenes = _scenes("configs/data/relative_train.yaml", "data.reference_shares=colour_or_shape")
+    plain = _scenes("configs/data/relative_train.yaml")
+    assert len(scenes) == len(plain) and (scenes.labels() == plain.labels()).all()  # the same targets and relations
+    kinds = Counter()
+    for i in range(len(scenes)):
+        s, (shape, colour) = scenes[i], scenes[i].anchor_object[:2]
+        assert (shape, colour) != (s.shape, s.color) and (shape == s.shape or colour == s.color)
+        kinds["colour" if colour == s.color else "shape"] += 1
+    assert kinds["colour"] and kinds["shape"]  # white shapes against white shapes, pluses against pluses
+    mixed = [plain[i] for i in range(len(plain)) if plain[i].anchor_object[0] != plain[i].shape and plain[i].anchor_object[1] != plain[i].color]
+    assert mixed  # without it, most pairs differ in both (a white shape and a coloured plus)
+
+
 def test_the_test_and_train_splits_are_balanced_held_out_and_sized_like_the_absolute_ones():
     test, train, val = _scenes(), _scenes("configs/data/relative_train.yaml"), _scenes("configs/data/relative_train.yaml", "data.split=val")
     assert (len(test), len(train), len(val)) == (3888, 1296, 324)
@@ -162,6 +176,11 @@ def test_config_checks_name_the_key():
         load_config(None, ["data.task=relative_position", "data.reference_within=-2"])
     with pytest.raises(ConfigError, match=r"data.reference_within: only relative_position has a reference object"):
         load_config(None, ["data.reference_within=0"])
+    with pytest.raises(ConfigError, match=r"data.reference_shares: only relative_position has a reference object"):
+        load_config(None, ["data.reference_shares=colour_or_shape"])
+    with pytest.raises(ConfigError, match=r"data.reference_shares: no other combination shares a colour or shape with red star"):
+        load_config(None, ["data.task=relative_position", "data.reference_shares=colour_or_shape",
+                           "data.combos=[{shapes: [star], colors: [red]}, {shapes: [circle], colors: [blue]}]"])
 
 
 def test_generate_writes_rows_with_label_and_the_reference_cell(tmp_path):

@@ -146,7 +146,8 @@ class RelativeSceneSet(SceneSet):
         anchors = [c for c in self.anchor_cells if relation((row, col), divmod(c, grid)) == label]
         anchor_cell = int(anchors[rng.integers(len(anchors))])
         others = [p for p in self._distractor_pool if p != (shape, color)]
-        anchor_shape, anchor_color = others[rng.integers(len(others))]
+        candidates = others if cfg.reference_shares == "any" else [p for p in others if p[0] == shape or p[1] == color]
+        anchor_shape, anchor_color = candidates[rng.integers(len(candidates))]
         anchor = (anchor_shape, anchor_color, self.size_names[rng.integers(len(self.size_names))], *divmod(anchor_cell, grid))
         distractors = ()
         if cfg.distractors:
@@ -208,6 +209,12 @@ class RelativePosition(Task):
             return "reference_within", f"must be -1 (anywhere) or a number of cells >= 0, got {data_cfg.reference_within}"
         if data_cfg.reference_within >= 0 and not feasible_pairs(data_cfg.grid_size, within=data_cfg.reference_within):
             return "reference_within", f"no target cell of the {data_cfg.grid_size}x{data_cfg.grid_size} grid has a relation to a reference that close to the centre"
+        if data_cfg.reference_shares == "colour_or_shape":
+            combos = data_cfg.target_combos()
+            pool = combos if len(combos) > 1 else [(s, c) for s in data_cfg.shapes for c in data_cfg.colors]
+            alone = [f"{c} {s}" for s, c in combos if not any((t, k) != (s, c) and (t == s or k == c) for t, k in pool)]
+            if alone:
+                return "reference_shares", f"no other combination shares a colour or shape with {', '.join(alone)}; use any"
         if data_cfg.distractors > data_cfg.grid_size**2 - 2:
             return "distractors", f"{data_cfg.distractors} distractors cannot fit in the {data_cfg.grid_size ** 2 - 2} free cells"
         return None
