@@ -6,9 +6,9 @@
 configs/train-tiny-relative.yaml plus ``key=value`` overrides, trained as bench_relative_learns.py
 does (one process, one torch thread, batches of ``--bs`` drawn with a seeded generator); every
 ``--eval-every`` steps one JSON line: the mean loss of the last 50 steps, ``choice`` accuracy on 200
-training scenes and on ``--n`` held-out test scenes, and the held-out mirror rate and held-out accuracy by what tells the two objects apart (``same_colour``: the
-shape alone; ``same_shape``: the colour alone; ``both_differ``). With ``train.lr_schedule=cosine`` the learning rate decays to
-0 at ``--steps`` (the same schedule ``raysweep train`` runs over its epochs).
+training scenes and on ``--n`` held-out test scenes, the held-out mirror rate, and held-out accuracy
+by what tells the two objects apart (relative_by_pair.py). With ``train.lr_schedule=cosine`` the
+learning rate decays to 0 at ``--steps`` (the same schedule ``raysweep train`` runs over its epochs).
 """
 import argparse
 import json
@@ -22,6 +22,7 @@ from raysweep.config import load_config
 from raysweep.evaluate import evaluate_rows
 from raysweep.training.data import SyntheticRows, limit_rows, train_val_sources
 from raysweep.training.engine import WorkerTrainer
+from relative_by_pair import accuracy_by_pair  # benchmarks/, the script's own folder
 
 REPO = Path(__file__).resolve().parents[1]
 p = argparse.ArgumentParser()
@@ -54,10 +55,5 @@ for step in range(1, a.steps + 1):
     if step % a.eval_every == 0:
         R = evaluate_rows(tr.built, rows, "choice", 64) if a.n else {"acc": None}; te = R["acc"]; mr = R.get("mirror_rate")
         ta = evaluate_rows(tr.built, trs, "choice", 64)["acc"]
-        by_kind = {}
-        for row, pr in zip(rows, R.get("predictions", [])):  # which attribute tells the two objects apart
-            (c1, s1), (c2, s2) = (w.split()[-2:] for w in row["prompt"].split("Where is the ")[1].split("?")[0].split(" relative to the "))
-            kind = "same_colour" if c1 == c2 else "same_shape" if s1 == s2 else "both_differ"
-            by_kind.setdefault(kind, []).append(pr["pred"] == pr["label"])
-        kinds = {k: round(float(np.mean(v)), 3) for k, v in sorted(by_kind.items())}
+        kinds = {k: acc for k, (acc, _) in accuracy_by_pair(rows, R.get("predictions", [])).items()}
         print(json.dumps({"tag": a.tag, "step": step, "loss": round(float(np.mean(losses[-50:])), 3), "train_acc": round(ta, 3), "test_acc": te and round(te, 3), "mirror": mr, "test_acc_by_pair": kinds, "s": round(time.time() - t0)}), flush=True)
