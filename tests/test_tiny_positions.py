@@ -98,3 +98,11 @@ def test_tiny_init_range_sets_the_language_models_random_weights_and_the_identit
 def test_tiny_init_range_outside_0_1_is_refused_by_name(value):
     with pytest.raises(ConfigError, match=r"model.tiny_init_range: must lie in \(0, 1\]"):
         load_config(None, ["model.checkpoint=tiny", f"model.tiny_init_range={value}"])
+
+
+@pytest.mark.parametrize("key", ["tiny_hidden", "tiny_layers", "tiny_heads", "tiny_vision_hidden", "tiny_vision_layers"])
+def test_tiny_sizes_below_one_are_refused_by_name_not_by_a_crash_at_build(key):
+    # tiny_vision_layers=0 used to build and then fail with an IndexError in the first forward pass;
+    # tiny_heads=0 with a ZeroDivisionError inside the config check itself.
+    with pytest.raises(ConfigError, match=rf"model.{key}: must be >= 1, got 0"):
+        load_config(None, ["model.checkpoint=tiny", f"model.{key}=0"])

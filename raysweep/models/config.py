@@ -103,6 +103,9 @@ class ModelConfig:
         if self.head != "text" and self.family != "clip":
             raise ConfigError("head", f"{self.head} is a head on CLIP's image features; it needs model.family=clip "
                                       f"(got {self.family}); leave model.head=text")  # fmt: skip
+        for key in ("tiny_hidden", "tiny_layers", "tiny_heads", "tiny_vision_hidden", "tiny_vision_layers"):
+            if getattr(self, key) < 1:  # 0 vision layers leave LLaVA-NeXT no hidden state to read; 0 heads divide by 0
+                raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
         if self.tiny_vision_position == "sincos" and self.tiny_vision_hidden % 4:
             raise ConfigError("tiny_vision_hidden", f"sincos positions need a multiple of 4, got {self.tiny_vision_hidden}")
         if self.tiny_hidden % self.tiny_heads:
