@@ -106,3 +106,14 @@ def test_tiny_sizes_below_one_are_refused_by_name_not_by_a_crash_at_build(key):
     # tiny_heads=0 with a ZeroDivisionError inside the config check itself.
     with pytest.raises(ConfigError, match=rf"model.{key}: must be >= 1, got 0"):
         load_config(None, ["model.checkpoint=tiny", f"model.{key}=0"])
+
+
+@pytest.mark.parametrize("family, key, value", [
+    ("qwen2-vl", "tiny_vision_position", "sincos"),  # Qwen2-VL's tower has no CLIP-style position table
+    ("qwen2-vl", "tiny_vision_filters", "colour_split"),
+    ("clip", "tiny_init_range", "0.1"),  # CLIP has no language model
+])  # fmt: skip
+def test_a_tiny_key_the_family_does_not_read_is_refused_by_name(family, key, value):
+    with pytest.raises(ConfigError, match=rf"model.{key}: the tiny {family} has no use for it"):
+        load_config(None, [f"model.family={family}", "model.checkpoint=tiny", f"model.{key}={value}"])
+    load_config(None, [f"model.family={family}", "model.checkpoint=tiny"])  # at its default it is fine

@@ -10,6 +10,15 @@ from raysweep._configlib import doc
 from raysweep.errors import ConfigError
 
 
+# Tiny keys that only some families' tiny variants read: (default, families). Another family given a
+# non-default value refuses it by name rather than building a model that silently ignores it.
+TINY_KEY_FAMILIES = {
+    "tiny_vision_position": ("learned", ("llava-next", "clip")),  # CLIP-style position embedding
+    "tiny_vision_filters": ("random", ("llava-next", "clip")),  # CLIP-style patch embedding
+    "tiny_init_range": (0.02, ("llava-next", "qwen2-vl")),  # a language model
+}
+
+
 @dataclass
 class ModelConfig:
     """Which VLM family and checkpoint to load."""
@@ -103,6 +112,11 @@ class ModelConfig:
         if self.head != "text" and self.family != "clip":
             raise ConfigError("head", f"{self.head} is a head on CLIP's image features; it needs model.family=clip "
                                       f"(got {self.family}); leave model.head=text")  # fmt: skip
+        for key, (default, families) in TINY_KEY_FAMILIES.items():
+            value = getattr(self, key)
+            if self.checkpoint == "tiny" and value != default and self.family not in families:
+                raise ConfigError(key, f"the tiny {self.family} has no use for it (only {' and '.join(families)} read it); "
+                                       f"leave it at {default}")  # fmt: skip
         for key in ("tiny_hidden", "tiny_layers", "tiny_heads", "tiny_vision_hidden", "tiny_vision_layers"):
             if getattr(self, key) < 1:  # 0 vision layers leave LLaVA-NeXT no hidden state to read; 0 heads divide by 0
                 raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
