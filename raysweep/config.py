@@ -127,7 +127,7 @@ class DataConfig:
     reference_within: int = doc(
         "relative_position: the reference object's cell lies at most this many cells (row and column) from the "
         "grid's centre cell; -1 = anywhere. 0 puts it on the centre, so the relation follows from the target's "
-        "cell alone: the easy first phase of a data.curriculum (configs/data/relative_easy.yaml).",
+        "cell alone: an easy set, e.g. for the first phase of a data.curriculum.",
         -1,
     )
     reference_shares: Literal["any", "colour_or_shape"] = doc(

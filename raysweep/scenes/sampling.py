@@ -52,6 +52,14 @@ def _rng(seed: int, tag: int, *more: int) -> np.random.Generator:
     return np.random.default_rng([seed, tag, *more])
 
 
+def combination_pool(cfg) -> list[tuple[str, str]]:
+    """(shape, colour) pairs that distractors (and relative_position's reference) come from: the split's
+    own combinations, so a test scene shows only test values, or every shape x colour when the split
+    has a single combination."""
+    combos = cfg.target_combos()
+    return combos if len(combos) > 1 else [(s, c) for s in cfg.shapes for c in cfg.colors]
+
+
 class SceneSet:
     """The scenes of one :class:`~raysweep.config.DataConfig`, addressable by position or id."""
 
@@ -68,10 +76,7 @@ class SceneSet:
         self.n_cells = cfg.grid_size**2
         cell_area = [self.layout.area_of_cell(*divmod(c, cfg.grid_size)) for c in range(self.n_cells)]
         self._cell_area = np.asarray(cell_area, np.int64)
-        # Distractors come from the split's own combinations (so a test scene shows only test values),
-        # or from every shape x colour when the split has a single combination.
-        pool = self.combos if len(self.combos) > 1 else [(s, c) for s in cfg.shapes for c in cfg.colors]
-        self._distractor_pool = pool
+        self._distractor_pool = combination_pool(cfg)
         self._outside = [np.flatnonzero(self._cell_area != a) for a in range(self.n_areas)]
 
     # ---- the pool ----------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from raysweep.scenes.sampling import Scene, SceneSet, _rng
+from raysweep.scenes.sampling import Scene, SceneSet, _rng, combination_pool
 from raysweep.tasks.base import Task
 
 RELATIONS = ("left", "right", "above", "below")
@@ -67,6 +67,13 @@ def feasible_pairs(grid: int, min_gap: int = MIN_GAP, within: int = -1) -> list[
         labels = {relation((row, col), divmod(other, grid), min_gap) for other in anchors if other != cell}
         pairs += [(cell, label) for label in range(len(RELATIONS)) if label in labels]
     return pairs
+
+
+def reference_candidates(pool, shape: str, colour: str, shares: str = "any") -> list[tuple[str, str]]:
+    """The (shape, colour) combinations of ``pool`` a target ``shape``/``colour`` may be asked about
+    relative to: every other one, or (``shares="colour_or_shape"``) those sharing its colour or shape."""
+    others = [p for p in pool if p != (shape, colour)]
+    return others if shares == "any" else [p for p in others if p[0] == shape or p[1] == colour]
 
 
 @dataclass(frozen=True)
@@ -146,7 +153,7 @@ class RelativeSceneSet(SceneSet):
         anchors = [c for c in self.anchor_cells if relation((row, col), divmod(c, grid)) == label]
         anchor_cell = int(anchors[rng.integers(len(anchors))])
         others = [p for p in self._distractor_pool if p != (shape, color)]
-        candidates = others if cfg.reference_shares == "any" else [p for p in others if p[0] == shape or p[1] == color]
+        candidates = reference_candidates(self._distractor_pool, shape, color, cfg.reference_shares)
         anchor_shape, anchor_color = candidates[rng.integers(len(candidates))]
         anchor = (anchor_shape, anchor_color, self.size_names[rng.integers(len(self.size_names))], *divmod(anchor_cell, grid))
         distractors = ()
@@ -209,10 +216,9 @@ class RelativePosition(Task):
             return "reference_within", f"must be -1 (anywhere) or a number of cells >= 0, got {data_cfg.reference_within}"
         if data_cfg.reference_within >= 0 and not feasible_pairs(data_cfg.grid_size, within=data_cfg.reference_within):
             return "reference_within", f"no target cell of the {data_cfg.grid_size}x{data_cfg.grid_size} grid has a relation to a reference that close to the centre"
-        if data_cfg.reference_shares == "colour_or_shape":
-            combos = data_cfg.target_combos()
-            pool = combos if len(combos) > 1 else [(s, c) for s in data_cfg.shapes for c in data_cfg.colors]
-            alone = [f"{c} {s}" for s, c in combos if not any((t, k) != (s, c) and (t == s or k == c) for t, k in pool)]
+        if data_cfg.reference_shares != "any":
+            pool = combination_pool(data_cfg)
+            alone = [f"{c} {s}" for s, c in data_cfg.target_combos() if not reference_candidates(pool, s, c, data_cfg.reference_shares)]
             if alone:
                 return "reference_shares", f"no other combination shares a colour or shape with {', '.join(alone)}; use any"
         if data_cfg.distractors > data_cfg.grid_size**2 - 2:
