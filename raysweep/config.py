@@ -136,7 +136,11 @@ class DataConfig:
         "tells the two apart (in civet_train's combinations no pair is then told apart by 'is it white?').",
         "any",
     )
-    variants: int = doc("Scenes per target (different distractor layouts); needs distractors > 0 if > 1.", 1)
+    variants: int = doc(
+        "Scenes per target: absolute_position draws a different distractor layout per variant (so needs "
+        "data.distractors > 0 if > 1); relative_position a different reference object (cell, combination, size).",
+        1,
+    )
     seed: int = doc("Seed of every random choice (subset, split, distractors, option order).", 42)
     antialias: int = doc("Supersampling factor of the sprite rasteriser (1 = aliased).", 4)
     template: str = doc(
@@ -237,8 +241,6 @@ class DataConfig:
             raise ConfigError("distractors", f"must be >= 0, got {self.distractors}")
         if self.variants < 1:
             raise ConfigError("variants", f"must be >= 1, got {self.variants}")
-        if self.variants > 1 and self.distractors == 0:
-            raise ConfigError("variants", "variants > 1 repeat identical scenes unless data.distractors > 0")
         if self.antialias < 1:
             raise ConfigError("antialias", f"must be >= 1, got {self.antialias}")
         from raysweep.tasks import task_for

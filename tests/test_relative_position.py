@@ -97,6 +97,23 @@ def test_the_full_pool_gives_every_cell_each_relation_it_allows_once_per_combina
         assert (s.anchor_object[0], s.anchor_object[1]) != (s.shape, s.color)
 
 
+def test_variants_redraw_the_reference_without_distractors_where_the_absolute_task_refuses_them():
+    one = _scenes("configs/data/relative_train.yaml", "data.fraction=1.0", "data.split=all")
+    four = _scenes("configs/data/relative_train.yaml", "data.fraction=1.0", "data.split=all", "data.variants=4")
+    assert len(four) == 4 * len(one)
+    assert set(Counter(four.labels().tolist()).values()) == {len(four) // 4}
+    by_target = {}
+    for i in range(len(four)):
+        s = four[i]
+        by_target.setdefault((s.shape, s.color, s.size, s.row, s.col, s.label), []).append(s.anchor_object)
+    assert all(len(refs) == 4 for refs in by_target.values())
+    assert sum(len(set(refs)) > 1 for refs in by_target.values()) > 0.9 * len(by_target)  # the reference differs
+    for s in (four[i] for i in range(0, len(four), 97)):
+        assert relation((s.row, s.col), (s.ref_row, s.ref_col)) == s.label
+    with pytest.raises(ConfigError, match=r"^data.variants: .*distractors > 0"):
+        load_config(None, ["data.variants=2"])  # absolute_position: every variant would be the same scene
+
+
 def test_the_target_cell_baseline_is_reported_next_to_chance():
     task = task_from_config({"task": "relative_position"})
     rows = [{"cell_row": c // 9, "cell_col": c % 9, "label": lab} for c, lab in feasible_pairs(9)]
