@@ -3,7 +3,7 @@
     python benchmarks/bench_relative_variants.py --steps 400 --eval-every 100 --tag lmhead [key=value ...]
     python benchmarks/bench_relative_variants.py --steps 1000 --eval-every 200 --tag cos train.lr_schedule=cosine
 
-configs/train-tiny-relative.yaml plus ``key=value`` overrides, trained as bench_relative_learns.py
+configs/train-tiny-relative.yaml (or ``--config``) plus ``key=value`` overrides, trained as bench_relative_learns.py
 does (one process, one torch thread, batches of ``--bs`` drawn with a seeded generator); every
 ``--eval-every`` steps one JSON line: the mean loss of the last 50 steps, ``choice`` accuracy on 200
 training scenes and on ``--n`` held-out test scenes, the held-out mirror rate, and held-out accuracy
@@ -32,17 +32,18 @@ p.add_argument("--eval-every", type=int, default=100)
 p.add_argument("--n", type=int, default=300)
 p.add_argument("--bs", type=int, default=32)
 p.add_argument("--tag", default="x")
+p.add_argument("--config", default=str(REPO / "configs/train-tiny-relative.yaml"), help="the training config (overrides apply to it)")
 p.add_argument("--seed", type=int, default=0, help="seed of the batch order (the LoRA init follows model.seed)")
 p.add_argument("--easy-steps", type=int, default=0, help="first steps on the easy set (data.reference_within)")
 p.add_argument("--easy-within", type=int, default=0, help="data.reference_within of the easy set")
 a = p.parse_args()
 torch.set_num_threads(1)
-cfg = load_config(str(REPO / "configs/train-tiny-relative.yaml"), a.overrides)
+cfg = load_config(a.config, a.overrides)
 tr = WorkerTrainer(cfg, total_steps=a.steps)
 train, _ = train_val_sources(cfg)
 easy = train
 if a.easy_steps:
-    easy, _ = train_val_sources(load_config(str(REPO / "configs/train-tiny-relative.yaml"), a.overrides + [f"data.reference_within={a.easy_within}", "data.fraction=1.0"]))
+    easy, _ = train_val_sources(load_config(a.config, a.overrides + [f"data.reference_within={a.easy_within}", "data.fraction=1.0"]))
     print("easy scenes", len(easy), flush=True)
 test_set = load_config(str(REPO / cfg.train.eval_sets[0].config)).data
 rows = [] if not a.n else (lambda ho: ho.rows(range(len(ho))))(limit_rows(SyntheticRows(test_set), a.n, 0))

@@ -87,6 +87,23 @@ def test_the_test_and_train_splits_are_balanced_held_out_and_sized_like_the_abso
     assert attrs[0] and attrs[1] and not attrs[0] & attrs[1]  # targets and references alike
 
 
+def test_the_wide_training_pool_adds_shapes_in_other_colours_and_stays_held_out():
+    wide, test = _scenes("configs/data/relative_train_wide.yaml"), _scenes()
+    assert len(wide) == 25 * 2 * 252 * 4 // 5  # all of the train part of the pool
+    assert set(Counter(wide.labels().tolist()).values()) == {len(wide) // 4}
+    trained = {(s.shape, s.color) for i in range(len(wide)) for s in [wide[i]]} | {wide[i].anchor_object[:2] for i in range(len(wide))}
+    tested = {(s.shape, s.color) for i in range(0, len(test), 5) for s in [test[i]]}
+    assert len(trained) == 25 and not trained & tested
+    test_colours = {c for _, c in tested}
+    assert {shape for shape, colour in trained if colour in test_colours} == {"plus"}  # "red" is still only ever a plus
+    assert {colour for shape, colour in trained if shape == "star"} == {"white", "orange", "purple", "grey"}
+    # README's NARROW overrides turn the training config back to relative_train.yaml's scenes
+    narrow = ["data.combos=[{shapes: [circle, square, triangle, star], colors: [white]}, "
+              "{shapes: [plus], colors: [red, green, blue, magenta, yellow, cyan]}]", "data.fraction=0.3215"]  # fmt: skip
+    back, plain = _scenes("configs/train-tiny-relative.yaml", *narrow), _scenes("configs/data/relative_train.yaml")
+    assert len(back) == len(plain) == 1296 and all(back[i] == plain[i] for i in range(0, len(plain), 5))
+
+
 def test_the_full_pool_gives_every_cell_each_relation_it_allows_once_per_combination():
     scenes = _scenes("configs/data/relative_test.yaml", "data.fraction=1.0")
     assert len(scenes) == 24 * 2 * 252
