@@ -48,10 +48,13 @@ def init_sweep_ray(verbose: bool) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if ray.is_initialized():
         return
-    kwargs: dict = {"log_to_driver": True}
+    from raysweep.launch.train import WORKER_ENV_VARS
+
+    kwargs: dict = {"log_to_driver": True, "runtime_env": {"env_vars": dict(WORKER_ENV_VARS)}}
     if not os.environ.get("RAY_ADDRESS"):
         port = free_port()
-        kwargs.update(dashboard_port=port, runtime_env={"env_vars": {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}})
+        kwargs["dashboard_port"] = port
+        kwargs["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
     if not verbose:
         quiet_driver()
         kwargs.update(log_to_driver=False, logging_level=logging.ERROR)

@@ -158,14 +158,22 @@ def default_run_name(cfg) -> str:
     return cfg.train.name or f"{cfg.model.family}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+# Ray Train V2 sends a worker's print() to Train's logger and - because Ray wraps the worker's
+# sys.stdout - also to the original print, so every line printed in a worker (the epoch lines, the
+# final evaluation's) reaches the driver twice. Ray's own switch for that patch turns it off; the
+# lines still reach the driver once, through Ray's log streaming. Merged with a job's runtime_env
+# (Ray merges the two since 2.8).
+WORKER_ENV_VARS = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
+
+
 def init_ray() -> None:
-    """Connect to $RAY_ADDRESS or start a local Ray once per process."""
+    """Connect to $RAY_ADDRESS or start a local Ray once per process (workers get :data:`WORKER_ENV_VARS`)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if ray.is_initialized():
         return
     # The dashboard serves the state API that Ray Train's placement-group cleaner polls; without
     # it the log fills with "Failed to query Ray Train Controller actor state".
-    ray.init(log_to_driver=True, **local_ray_options())
+    ray.init(log_to_driver=True, runtime_env={"env_vars": dict(WORKER_ENV_VARS)}, **local_ray_options())
 
 
 def local_ray_options() -> dict:
