@@ -75,6 +75,7 @@ def test_local_ray_is_quiet_and_tells_workers_its_dashboard(monkeypatch):
     console.init_sweep_ray(verbose=False)
     assert seen["log_to_driver"] is False and seen["logging_level"] == logging.ERROR and seen["quieted"]
     assert seen["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"] == f"http://127.0.0.1:{seen['dashboard_port']}"
+    assert seen["runtime_env"]["env_vars"]["RAY_TRAIN_ENABLE_PRINT_PATCH"] == "0"  # worker prints reach the driver once
 
     seen.clear()
     console.init_sweep_ray(verbose=True)  # --verbose: Ray's own output, no filter
@@ -83,7 +84,7 @@ def test_local_ray_is_quiet_and_tells_workers_its_dashboard(monkeypatch):
     seen.clear()
     monkeypatch.setenv("RAY_ADDRESS", "http://head:8265")  # a cluster's: its own dashboard is known there
     console.init_sweep_ray(verbose=False)
-    assert "runtime_env" not in seen and seen["log_to_driver"] is False
+    assert seen["runtime_env"] == {"env_vars": {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}} and seen["log_to_driver"] is False
     assert os.environ["RAY_ADDRESS"] == "http://head:8265"
 
 
