@@ -39,12 +39,19 @@ def plot(curve: list[dict], baseline: float, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.6, 3.4), dpi=120)
     ax.plot([p["step"] for p in curve], [p["acc"] for p in curve], marker="o", label="tiny LLaVA-NeXT, held-out test")
     ax.axhline(baseline, color="tab:orange", linestyle="--", linewidth=1, label=f"target-cell baseline {baseline:.0%}")
+    return save_accuracy_figure(fig, ax, "relative position on CPU: held-out accuracy while training", path, legend_size=8)
+
+
+def save_accuracy_figure(fig, ax, title: str, path: Path, legend_size: int = 7) -> Path:
+    """Chance (25%), the axes' labels, limits, title and legend of an accuracy-by-step plot; saved to ``path``."""
+    import matplotlib.pyplot as plt
+
     ax.axhline(0.25, color="grey", linestyle=":", linewidth=1, label="chance 25%")
     ax.set_xlabel("optimizer steps (batch 32)")
     ax.set_ylabel("accuracy (choice)")
     ax.set_ylim(0, 1.02)
-    ax.set_title("relative position on CPU: held-out accuracy while training", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=legend_size, loc="lower right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from bench_relative_learns import save_accuracy_figure  # benchmarks/, the script's own folder
+
 REPO = Path(__file__).resolve().parents[1]
 LABELS = {"WIDE": "wide pool (25 combinations)", "R0": "narrow pool (10 combinations)",
           "R1": "narrow pool, batch order 1", "V4": "narrow pool, 4 references per target"}  # fmt: skip
@@ -56,15 +58,7 @@ def main() -> None:
         ax.plot(steps, [q["test_acc"] for q in runs[tag]], color=colour, marker="o", label=f"{name}: held-out")
         ax.plot(steps, [q["train_acc"] for q in runs[tag]], color=colour, linestyle="--", marker=".", label=f"{name}: training scenes")
     ax.axhline(a.baseline, color="tab:red", linestyle=":", linewidth=1, label=f"target-cell baseline {a.baseline:.1%}")
-    ax.axhline(0.25, color="grey", linestyle=":", linewidth=1, label="chance 25%")
-    ax.set_xlabel("optimizer steps (batch 32)")
-    ax.set_ylabel("accuracy (choice)")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("relative position, tiny LLaVA-NeXT on CPU: held-out vs training scenes", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(a.out)
+    save_accuracy_figure(fig, ax, "relative position, tiny LLaVA-NeXT on CPU: held-out vs training scenes", Path(a.out))
     print(a.out)
 
 

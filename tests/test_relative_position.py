@@ -91,7 +91,7 @@ def test_the_wide_training_pool_adds_shapes_in_other_colours_and_stays_held_out(
     wide, test = _scenes("configs/data/relative_train_wide.yaml"), _scenes()
     assert len(wide) == 25 * 2 * 252 * 4 // 5  # all of the train part of the pool
     assert set(Counter(wide.labels().tolist()).values()) == {len(wide) // 4}
-    trained = {(s.shape, s.color) for i in range(len(wide)) for s in [wide[i]]} | {wide[i].anchor_object[:2] for i in range(len(wide))}
+    trained = {pair for i in range(len(wide)) for s in [wide[i]] for pair in ((s.shape, s.color), s.anchor_object[:2])}
     tested = {(s.shape, s.color) for i in range(0, len(test), 5) for s in [test[i]]}
     assert len(trained) == 25 and not trained & tested
     test_colours = {c for _, c in tested}

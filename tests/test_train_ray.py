@@ -128,12 +128,12 @@ def test_ray_data_loader_streams_positions_to_two_workers(tmp_path, local_ray):
 def test_a_line_printed_in_a_train_worker_reaches_the_driver_once(tmp_path):
     """Ray Train V2 tees a worker's print() to its logger and to the wrapped stdout: twice on the
     driver, unless init_ray turns the patch off (RAY_TRAIN_ENABLE_PRINT_PATCH=0)."""
+    import os
     import subprocess
     import sys
 
     script = tmp_path / "one_line.py"
     script.write_text(
-        "import sys\n"
         "from ray.train import RunConfig, ScalingConfig\n"
         "from ray.train.torch import TorchTrainer\n"
         "from raysweep.launch.train import init_ray\n"
@@ -142,7 +142,7 @@ def test_a_line_printed_in_a_train_worker_reaches_the_driver_once(tmp_path):
         "    print('epoch 1: printed in the worker', flush=True)\n"
         f"TorchTrainer(loop, scaling_config=ScalingConfig(num_workers=1), run_config=RunConfig(storage_path={str(tmp_path / 'runs')!r})).fit()\n"
     )
-    env = {k: v for k, v in __import__("os").environ.items() if k != "RAY_ADDRESS"}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (done.stdout + done.stderr).count("epoch 1: printed in the worker") == 1, done.stdout[-2000:]

@@ -48,13 +48,12 @@ def init_sweep_ray(verbose: bool) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if ray.is_initialized():
         return
-    from raysweep.launch.train import WORKER_ENV_VARS
+    from raysweep.launch.train import worker_runtime_env
 
-    kwargs: dict = {"log_to_driver": True, "runtime_env": {"env_vars": dict(WORKER_ENV_VARS)}}
+    kwargs: dict = {"log_to_driver": True, "runtime_env": worker_runtime_env()}
     if not os.environ.get("RAY_ADDRESS"):
         port = free_port()
-        kwargs["dashboard_port"] = port
-        kwargs["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"] = f"http://127.0.0.1:{port}"
+        kwargs.update(dashboard_port=port, runtime_env=worker_runtime_env(RAY_API_SERVER_ADDRESS=f"http://127.0.0.1:{port}"))
     if not verbose:
         quiet_driver()
         kwargs.update(log_to_driver=False, logging_level=logging.ERROR)

@@ -166,6 +166,11 @@ def default_run_name(cfg) -> str:
 WORKER_ENV_VARS = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}
 
 
+def worker_runtime_env(**env_vars: str) -> dict:
+    """The ``runtime_env`` raysweep's ``ray.init`` calls give: :data:`WORKER_ENV_VARS` plus ``env_vars``."""
+    return {"env_vars": {**WORKER_ENV_VARS, **env_vars}}
+
+
 def init_ray() -> None:
     """Connect to $RAY_ADDRESS or start a local Ray once per process (workers get :data:`WORKER_ENV_VARS`)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -173,7 +178,7 @@ def init_ray() -> None:
         return
     # The dashboard serves the state API that Ray Train's placement-group cleaner polls; without
     # it the log fills with "Failed to query Ray Train Controller actor state".
-    ray.init(log_to_driver=True, runtime_env={"env_vars": dict(WORKER_ENV_VARS)}, **local_ray_options())
+    ray.init(log_to_driver=True, runtime_env=worker_runtime_env(), **local_ray_options())
 
 
 def local_ray_options() -> dict:
