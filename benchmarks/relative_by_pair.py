@@ -6,7 +6,8 @@ Builds the model of configs/train-tiny-relative.yaml (plus overrides), loads ADA
 seeded scenes of the held-out split (relative_test.yaml) in ``choice`` mode and prints one JSON line:
 accuracy, mirror rate and accuracy per pair kind - ``both_differ`` (colour and shape differ),
 ``same_colour`` (only the shape tells them apart), ``same_shape`` (only the colour does) - with the
-number of scenes of each. :func:`pair_kind` is what bench_relative_variants.py uses too.
+number of scenes of each, and per distance along the asked axis (2-3, 4-5, 6-8 cells).
+:func:`pair_kind` and :func:`accuracy_by_distance` are what bench_relative_variants.py uses too.
 """
 
 from __future__ import annotations
@@ -36,6 +37,27 @@ def accuracy_by_pair(rows: list[dict], predictions: list[dict]) -> dict[str, tup
     return {kind: (round(float(np.mean(v)), 3), len(v)) for kind, v in sorted(hits.items())}
 
 
+def asked_distance(row: dict) -> int:
+    """Cells between the target and the reference along the axis the answer names (2 .. 8)."""
+    if row["answer"] in ("left", "right"):
+        return abs(row["cell_col"] - row["ref_col"])
+    return abs(row["cell_row"] - row["ref_row"])
+
+
+DISTANCE_BINS = {"2-3": (2, 3), "4-5": (4, 5), "6-8": (6, 8)}
+
+
+def accuracy_by_distance(rows: list[dict], predictions: list[dict]) -> dict[str, tuple[float, int]]:
+    """{distance bin: (accuracy, scenes)} by :func:`asked_distance` - far pairs reach the grid's edges,
+    where a position code that wraps reads the order backwards."""
+    hits: dict[str, list[bool]] = {}
+    for row, pred in zip(rows, predictions):
+        d = asked_distance(row)
+        kind = next(name for name, (lo, hi) in DISTANCE_BINS.items() if lo <= d <= hi)
+        hits.setdefault(kind, []).append(pred["pred"] == pred["label"])
+    return {kind: (round(float(np.mean(hits[kind])), 3), len(hits[kind])) for kind in DISTANCE_BINS if kind in hits}
+
+
 def main() -> None:
     import torch
 
@@ -58,7 +80,8 @@ def main() -> None:
     rows = held_out.rows(range(len(held_out)))
     result = evaluate_rows(built, rows, "choice", 64)
     print(json.dumps({"acc": result["acc"], "mirror_rate": result.get("mirror_rate"),
-                      "by_pair": accuracy_by_pair(rows, result["predictions"])}))  # fmt: skip
+                      "by_pair": accuracy_by_pair(rows, result["predictions"]),
+                      "by_distance": accuracy_by_distance(rows, result["predictions"])}))  # fmt: skip
 
 
 if __name__ == "__main__":

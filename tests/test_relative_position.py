@@ -234,6 +234,24 @@ def test_generate_writes_rows_with_label_and_the_reference_cell(tmp_path):
     assert report["answer_names"] == list(RELATIONS) and report["area"]["counts"] == [30, 30, 30, 30]
 
 
+def test_training_rows_carry_the_reference_cell_rendered_or_read_from_parquet(tmp_path):
+    """The rows the loop and evaluation see keep ``ref_row``/``ref_col`` (benchmarks/relative_by_pair.py
+    groups accuracy by the distance along the asked axis); an absolute set's rows carry None."""
+    from raysweep.training.data import ParquetRows, SyntheticRows
+
+    cfg = load_config(str(REPO / "configs/data/relative_test.yaml"), ["data.fraction=0.01", "data.canvas_size=84"]).data
+    rendered = SyntheticRows(cfg).rows(range(40))
+    for r in rendered:
+        assert relation((r["cell_row"], r["cell_col"]), (r["ref_row"], r["ref_col"])) == r["label"]
+    out = tmp_path / "rel"
+    assert main(["generate", str(REPO / "configs/data/relative_test.yaml"), "data.fraction=0.01", "data.canvas_size=84",
+                 "--out", str(out), "--quiet"]) == 0  # fmt: skip
+    read = ParquetRows(out).rows(range(40))
+    assert [(r["scene_id"], r["ref_row"], r["ref_col"]) for r in read] == [(r["scene_id"], r["ref_row"], r["ref_col"]) for r in rendered]
+    absolute = SyntheticRows(load_config(None, ["data.fraction=0.01", "data.canvas_size=84"]).data).rows(range(3))
+    assert [(r["ref_row"], r["ref_col"]) for r in absolute] == [(None, None)] * 3
+
+
 # --- COCO Relative Position ------------------------------------------------------------------------
 
 

@@ -64,6 +64,8 @@ class SyntheticRows(RowSource):
                 "area": scene.area,
                 "cell_row": scene.row,  # the target's cell: the relative task's target-cell baseline reads it
                 "cell_col": scene.col,
+                "ref_row": getattr(scene, "ref_row", None),  # relative_position's reference cell (None otherwise)
+                "ref_col": getattr(scene, "ref_col", None),
             })  # fmt: skip
         return out
 
@@ -85,7 +87,7 @@ class ParquetRows(RowSource):
         if table is None:
             dataset = open_dataset(path)
             columns = ["scene_id", "image", "prompt", "answer", "label", "area", "cell_row", "cell_col"]
-            table, task = dataset.read(columns=columns + _truth_columns(dataset)), dataset.task
+            table, task = dataset.read(columns=columns + _optional_columns(dataset)), dataset.task
         self.table, self.task = table, task  # the task of the set's rows (its answer names)
         self.positions = np.arange(self.table.num_rows) if positions is None else np.asarray(positions)
 
@@ -109,14 +111,15 @@ class ParquetRows(RowSource):
         return labels[self.positions]
 
 
-def _truth_columns(dataset) -> list[str]:
-    """``true_label``/``true_answer`` when the set was written with corruptions (older sets lack the columns)."""
+def _optional_columns(dataset) -> list[str]:
+    """The columns older sets lack, where the set has them: ``ref_row``/``ref_col`` (relative_position's
+    reference cell) and ``true_label``/``true_answer`` (a set written with corruptions)."""
     import pyarrow.parquet as pq
 
     if not dataset.parts:
         return []
     schema = pq.read_schema(dataset.parts[0])
-    return [c for c in ("true_label", "true_answer") if schema.get_field_index(c) >= 0]
+    return [c for c in ("ref_row", "ref_col", "true_label", "true_answer") if schema.get_field_index(c) >= 0]
 
 
 def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
