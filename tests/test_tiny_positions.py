@@ -1,4 +1,4 @@
-"""model.tiny_vision_position=sincos: fixed 2D sine-cosine codes in the tiny towers' position embedding."""
+"""model.tiny_vision_position=sincos|monotonic: fixed 2D sine-cosine codes in the tiny towers' position embedding."""
 
 import numpy as np
 import pytest
@@ -22,6 +22,23 @@ def test_sincos_codes_are_unit_norm_and_rows_and_columns_are_linear_in_them():
         sincos_positions(3, 30)
 
 
+def test_monotonic_codes_rise_or_fall_along_every_row_and_column_where_mae_codes_wrap():
+    """model.tiny_vision_position=monotonic: no channel turns back across the grid, so the order of two
+    far-apart patches is the same in every channel; MAE's highest frequencies turn back within a row."""
+    mono = sincos_positions(9, 64, monotonic=True).double().numpy()[1:].reshape(9, 9, 64)
+    mae = sincos_positions(9, 64).double().numpy()[1:].reshape(9, 9, 64)
+    assert np.allclose(np.linalg.norm(mono, axis=-1), 1.0) and len({c.tobytes() for c in mono.reshape(81, 64)}) == 81
+
+    def turns(codes, channels, axis):  # channels whose steps along the axis change sign
+        steps = np.diff(codes[..., channels], axis=axis)
+        return int(((steps.max(axis=(0, 1)) > 1e-12) & (steps.min(axis=(0, 1)) < -1e-12)).sum())
+
+    rows, cols = slice(0, 32), slice(32, 64)  # the row channels, then the column channels
+    assert turns(mono, rows, 0) == 0 and turns(mono, cols, 1) == 0
+    assert turns(mae, rows, 0) >= 4 and turns(mae, cols, 1) >= 4
+    assert np.allclose(mono[:, 0, rows], mono[:, 8, rows]) and np.allclose(mono[0, :, cols], mono[8, :, cols])
+
+
 @pytest.mark.parametrize("family", ["llava-next", "clip"])
 def test_tiny_towers_take_sincos_positions_and_the_identity_tells_them_apart(family):
     from raysweep.models import get_family
@@ -40,11 +57,42 @@ def test_tiny_towers_take_sincos_positions_and_the_identity_tells_them_apart(fam
     assert sincos.shape == (82, 64) and np.allclose(sincos.numpy(), sincos_positions(9, 64).numpy())
     assert not np.allclose(learned.numpy(), sincos.numpy())
     assert [d[0] for d in differences({"model": to_dict(learned_cfg)}, {"model": to_dict(sincos_cfg)})] == ["model.tiny_vision_position"]
+    mono_cfg, mono = table("monotonic")
+    assert np.allclose(mono.numpy(), sincos_positions(9, 64, monotonic=True).numpy()) and not np.allclose(mono.numpy(), sincos.numpy())
+    assert [d[0] for d in differences({"model": to_dict(sincos_cfg)}, {"model": to_dict(mono_cfg)})] == ["model.tiny_vision_position"]
 
 
-def test_sincos_needs_a_vision_width_divisible_by_4():
+def test_position_norm_scales_the_fixed_codes_and_the_identity_tells_them_apart():
+    from raysweep._configlib import to_dict
+    from raysweep.models import get_family
+    from raysweep.models._adapter_identity import differences
+    from raysweep.tasks import default_task
+
+    def table(norm):
+        cfg = load_config(None, ["model.checkpoint=tiny", "model.image_size=108", "model.tiny_patch=12", "model.tiny_vision_position=monotonic",
+                                 f"model.tiny_vision_position_norm={norm}"]).model  # fmt: skip
+        return cfg, vision_embeddings(get_family("llava-next").build(cfg, default_task()).model).position_embedding.weight.detach()
+
+    (unit_cfg, unit), (scaled_cfg, scaled) = table(1), table(3)
+    assert np.allclose(scaled.numpy(), 3 * sincos_positions(9, 64, monotonic=True).numpy(), atol=1e-6)
+    assert np.allclose(np.linalg.norm(scaled.numpy()[1:], axis=1), 3.0) and np.allclose(unit.numpy() * 3, scaled.numpy(), atol=1e-6)
+    assert [d[0] for d in differences({"model": to_dict(unit_cfg)}, {"model": to_dict(scaled_cfg)})] == ["model.tiny_vision_position_norm"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["model.tiny_vision_position_norm=3"], "scales fixed codes; set model.tiny_vision_position=sincos or monotonic"),
+    (["model.tiny_vision_position=sincos", "model.tiny_vision_position_norm=0"], r"must lie in \(0, 100\], got 0"),
+    (["model.tiny_vision_position=sincos", "model.tiny_vision_position_norm=-1"], r"must lie in \(0, 100\], got -1"),
+])  # fmt: skip
+def test_a_position_norm_without_fixed_codes_or_out_of_range_is_refused_by_name(overrides, message):
+    with pytest.raises(ConfigError, match=rf"model.tiny_vision_position_norm: {message}"):
+        load_config(None, ["model.checkpoint=tiny", *overrides])
+
+
+@pytest.mark.parametrize("position", ["sincos", "monotonic"])
+def test_sincos_needs_a_vision_width_divisible_by_4(position):
     with pytest.raises(ConfigError, match="model.tiny_vision_hidden: sincos positions need a multiple of 4, got 30"):
-        load_config(None, ["model.tiny_vision_position=sincos", "model.tiny_vision_hidden=30", "model.checkpoint=tiny"])
+        load_config(None, [f"model.tiny_vision_position={position}", "model.tiny_vision_hidden=30", "model.checkpoint=tiny"])
 
 
 def test_colour_split_filters_see_shape_without_colour_and_colour_without_shape():
@@ -112,6 +160,7 @@ def test_tiny_sizes_below_one_are_refused_by_name_not_by_a_crash_at_build(key):
     ("qwen2-vl", "tiny_vision_position", "sincos"),  # Qwen2-VL's tower has no CLIP-style position table
     ("qwen2-vl", "tiny_vision_filters", "colour_split"),
     ("clip", "tiny_init_range", "0.1"),  # CLIP has no language model
+    ("qwen2-vl", "tiny_vision_position_norm", "3"),
 ])  # fmt: skip
 def test_a_tiny_key_the_family_does_not_read_is_refused_by_name(family, key, value):
     with pytest.raises(ConfigError, match=rf"model.{key}: the tiny {family} has no use for it"):

@@ -26,7 +26,7 @@ IDENTITY_FILE = "raysweep_identity.json"
 MODEL_KEYS = ("family", "checkpoint", "image_mean", "image_std", "min_pixels", "max_pixels", "head")
 # Keys that build the tiny variant: its random weights (seed), its shapes and its input side.
 TINY_KEYS = ("seed", "image_size", "tiny_patch", "tiny_hidden", "tiny_layers", "tiny_heads", "tiny_vision_hidden", "tiny_vision_layers",
-             "tiny_vision_position", "tiny_vision_filters", "tiny_init_range")
+             "tiny_vision_position", "tiny_vision_position_norm", "tiny_vision_filters", "tiny_init_range")
 
 
 def task_identity(built) -> dict[str, Any]:

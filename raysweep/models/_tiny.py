@@ -102,7 +102,7 @@ def count_params(model) -> tuple[int, int]:
     return trainable, total
 
 
-def sincos_positions(side: int, dim: int) -> "torch.Tensor":
+def sincos_positions(side: int, dim: int, monotonic: bool = False) -> "torch.Tensor":
     """Fixed 2D sine-cosine position codes of a ``side`` x ``side`` patch grid, MAE's recipe, unit norm.
 
     Returns a ``(side * side + 1, dim)`` float tensor for a CLIP-style position embedding: row 0 (the
@@ -113,14 +113,25 @@ def sincos_positions(side: int, dim: int) -> "torch.Tensor":
     object patch's content embedding in the tiny towers. Low frequencies are nearly linear in the
     row and column, so "left of" is a linear read-out, as in a pretrained tower's learned embedding.
 
+    ``monotonic``: the frequencies ``(pi / 2) / (side - 1) * (k + 1) / (dim / 4)`` instead, so no phase
+    passes a quarter turn across the grid: every sine rises and every cosine falls from one edge to the
+    other. MAE's highest frequencies (1 and 0.56 rad per patch) turn more than once across a 9-patch
+    row, so a read-out that leans on them orders far-apart patches backwards (README, Tasks).
+
     Raises:
         ValueError: ``dim`` is not a multiple of 4.
     """
+    import math
+
     import torch
 
     if dim % 4:
         raise ValueError(f"sine-cosine positions need a width divisible by 4, got {dim}")
-    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
+    k = torch.arange(dim // 4, dtype=torch.float64)
+    if monotonic:
+        omega = (math.pi / 2) / max(side - 1, 1) * (k + 1) / (dim // 4)
+    else:
+        omega = 1.0 / 10000 ** (k / (dim / 4))
     grid = torch.arange(side, dtype=torch.float64)
     rows, cols = torch.meshgrid(grid, grid, indexing="ij")
 
@@ -166,16 +177,18 @@ def set_tiny_vision_priors(model, model_cfg) -> None:
     """The tiny tower's priors from config: ``model.tiny_vision_position=sincos`` makes the position
     embedding :func:`sincos_positions` of its square patch grid (side read from the table: class
     token + side x side patches), and ``model.tiny_vision_filters=colour_split`` the patch filters
-    :func:`colour_split_filters` (``learned`` / ``random`` leave CLIP's random init)."""
+    :func:`colour_split_filters` (``learned`` / ``random`` leave CLIP's random init). The codes are
+    scaled to norm ``model.tiny_vision_position_norm``."""
     import math
 
     import torch
 
     embeddings = vision_embeddings(model)
     with torch.no_grad():
-        if model_cfg.tiny_vision_position == "sincos":
+        if model_cfg.tiny_vision_position in ("sincos", "monotonic"):
             table = embeddings.position_embedding.weight
-            table.copy_(sincos_positions(math.isqrt(table.shape[0] - 1), table.shape[1]).to(table.dtype))
+            codes = sincos_positions(math.isqrt(table.shape[0] - 1), table.shape[1], model_cfg.tiny_vision_position == "monotonic")
+            table.copy_((codes * model_cfg.tiny_vision_position_norm).to(table.dtype))
         if model_cfg.tiny_vision_filters == "colour_split":
             conv = embeddings.patch_embedding.weight
             conv.copy_(colour_split_filters(conv, model_cfg.seed))

@@ -16,6 +16,7 @@ TINY_KEY_FAMILIES = {
     "tiny_vision_position": ("learned", ("llava-next", "clip")),  # CLIP-style position embedding
     "tiny_vision_filters": ("random", ("llava-next", "clip")),  # CLIP-style patch embedding
     "tiny_init_range": (0.02, ("llava-next", "qwen2-vl")),  # a language model
+    "tiny_vision_position_norm": (1.0, ("llava-next", "clip")),  # scales the sincos / monotonic codes
 }
 
 
@@ -65,11 +66,21 @@ class ModelConfig:
     )
     tiny_vision_hidden: int = doc("Tiny variants: hidden size of the vision encoder.", 64)
     tiny_vision_layers: int = doc("Tiny variants: layers of the vision encoder.", 2)
-    tiny_vision_position: Literal["learned", "sincos"] = doc(
+    tiny_vision_position: Literal["learned", "sincos", "monotonic"] = doc(
         "Tiny LLaVA-NeXT and CLIP: the vision tower's position embedding at build. learned = CLIP's random init "
         "(frozen under LoRA, so each patch's position is an arbitrary code); sincos = fixed 2D sine-cosine codes "
-        "(MAE's), rows and columns linear in them, as in a pretrained tower (the relative-position task needs it).",
+        "(MAE's), rows and columns linear in them, as in a pretrained tower; monotonic = the same codes at frequencies "
+        "that never pass a quarter turn across the grid, so every channel rises or falls from edge to edge and a "
+        "read-out cannot order far-apart patches backwards (the relative-position task's; README, Tasks).",
         "learned",
+    )
+    tiny_vision_position_norm: float = doc(
+        "Tiny LLaVA-NeXT and CLIP with sincos or monotonic positions: the norm of every patch's position code (1 = "
+        "an object patch's content embedding). The tower's LayerNorms and random MLPs mix position with content; "
+        "at 3 position dominates the mix, so a patch's row and column read the same whatever object is on it: an "
+        "MLP given the projector's features at the two objects' cells tells the relation of held-out colour-shape "
+        "pairs 98.2% right, against 85.0% at 1 (README, Tasks).",
+        1.0,
     )
     tiny_vision_filters: Literal["random", "colour_split"] = doc(
         "Tiny LLaVA-NeXT and CLIP: the patch embedding's filters at build. random = CLIP's init; colour_split = "
@@ -120,7 +131,12 @@ class ModelConfig:
         for key in ("tiny_hidden", "tiny_layers", "tiny_heads", "tiny_vision_hidden", "tiny_vision_layers"):
             if getattr(self, key) < 1:  # 0 vision layers leave LLaVA-NeXT no hidden state to read; 0 heads divide by 0
                 raise ConfigError(key, f"must be >= 1, got {getattr(self, key)}")
-        if self.tiny_vision_position == "sincos" and self.tiny_vision_hidden % 4:
+        if not 0 < self.tiny_vision_position_norm <= 100:
+            raise ConfigError("tiny_vision_position_norm", f"must lie in (0, 100], got {self.tiny_vision_position_norm}")
+        if self.tiny_vision_position_norm != 1.0 and self.tiny_vision_position == "learned":
+            raise ConfigError("tiny_vision_position_norm", "scales fixed codes; set model.tiny_vision_position=sincos or monotonic "
+                                                           "(learned is CLIP's random init)")  # fmt: skip
+        if self.tiny_vision_position in ("sincos", "monotonic") and self.tiny_vision_hidden % 4:
             raise ConfigError("tiny_vision_hidden", f"sincos positions need a multiple of 4, got {self.tiny_vision_hidden}")
         if self.tiny_hidden % self.tiny_heads:
             raise ConfigError("tiny_hidden", f"{self.tiny_hidden} is not divisible by tiny_heads {self.tiny_heads}")
