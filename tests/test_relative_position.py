@@ -217,6 +217,30 @@ def test_config_checks_name_the_key():
                            "data.combos=[{shapes: [star], colors: [red]}, {shapes: [circle], colors: [blue]}]"])
 
 
+def test_the_reference_cell_baseline_is_a_leave_one_out_majority_per_reference_cell():
+    from raysweep.tasks.relative_position import reference_cell_baseline
+
+    L, R, A, B = range(4)
+    rows = [{"ref_row": 0, "ref_col": 8, "label": L}, {"ref_row": 0, "ref_col": 8, "label": L},
+            {"ref_row": 0, "ref_col": 8, "label": A}, {"ref_row": 4, "ref_col": 4, "label": B}]  # fmt: skip
+    # each "left" row: the others are one left, one above (a tie: 1/2); the "above" row: two lefts (0);
+    # the lone (4, 4) row: nothing to learn from (1/4)
+    assert reference_cell_baseline(rows, 4) == pytest.approx((0.5 + 0.5 + 0 + 0.25) / 4)
+    assert reference_cell_baseline(rows[:2] * 3, 4) == 1.0 and reference_cell_baseline([], 4) == 0.0
+
+
+def test_the_reference_cell_gives_the_relation_away_where_the_target_cell_does_not():
+    """The sets are balanced per target cell, not per reference cell: both controls are reported, and
+    the reference's is far above chance (README, Tasks)."""
+    from raysweep.training.data import SyntheticRows
+
+    source = SyntheticRows(load_config(str(REPO / "configs/data/relative_test.yaml"), ["data.canvas_size=84"]).data)
+    baselines = source.task.baselines(source.rows(range(0, len(source), 3)))
+    assert baselines["target_cell_baseline"] == pytest.approx(0.32, abs=0.02)
+    assert baselines["reference_cell_baseline"] > 0.6
+    assert "reference_cell_baseline" not in source.task.baselines([{"cell_row": 0, "cell_col": 0, "label": 0}])
+
+
 def test_generate_writes_rows_with_label_and_the_reference_cell(tmp_path):
     out = tmp_path / "rel"
     assert main(["generate", str(REPO / "configs/data/relative_test.yaml"), "data.fraction=0.01", "data.canvas_size=84",

@@ -245,9 +245,12 @@ class RelativePosition(Task):
                 "the axis read, the direction flipped (0 for a perfect model, 25% for uniform guessing)")  # fmt: skip
 
     def baselines(self, rows: list[dict]) -> dict[str, float]:
-        """The control: the expected accuracy of a guesser that sees only the target's cell and
-        picks one of the relations the grid allows there (the best any target-only rule does on
-        sets balanced per cell, as these are), to read next to the model's accuracy."""
+        """The controls, to read next to the model's accuracy: ``target_cell_baseline``, the expected
+        accuracy of a guesser that sees only the target's cell and picks one of the relations the
+        grid allows there (the best any target-only rule does on sets balanced per target cell, as
+        these are); and, where the rows carry ``ref_row``/``ref_col``,
+        ``reference_cell_baseline`` (:func:`reference_cell_baseline`): the sets are not balanced per
+        reference cell, and a reference near an edge gives the answer away."""
         if not rows or any(r.get("cell_row") is None for r in rows):
             return {}
         allowed = Counter(cell for cell, _ in feasible_pairs(self.grid_size))
@@ -256,7 +259,37 @@ class RelativePosition(Task):
         for r in rows:
             cell = int(r["cell_row"]) * self.grid_size + int(r["cell_col"])
             hits += ((cell, int(r["label"])) in feasible) / max(1, allowed[cell])
-        return {"target_cell_baseline": hits / len(rows)}
+        out = {"target_cell_baseline": hits / len(rows)}
+        if all(r.get("ref_row") is not None for r in rows):
+            out["reference_cell_baseline"] = reference_cell_baseline(rows, len(RELATIONS))
+        return out
+
+
+def reference_cell_baseline(rows: list[dict], n_classes: int) -> float:
+    """Leave-one-out accuracy of guessing from the reference object's cell alone: each row gets the
+    relation most frequent among the *other* rows with the same ``ref_row``/``ref_col`` (a tie
+    scores the share of tied relations that are right; a cell seen once scores 1 / ``n_classes``).
+
+    The target's cell is balanced by construction (``target_cell_baseline``); the reference is drawn
+    among the cells that give the asked relation, so it sits right of the target for "left" and a
+    reference in the grid's last column never has a target to its right - this rule is right on
+    67.5% of relative_test.yaml's 3,888 held-out scenes (67.4% of the wide training pool's), where
+    the target's cell gives 32.1% (README, Tasks).
+    """
+    by_cell: dict[tuple[int, int], Counter] = {}
+    for r in rows:
+        by_cell.setdefault((int(r["ref_row"]), int(r["ref_col"])), Counter())[int(r["label"])] += 1
+    hits = 0.0
+    for r in rows:
+        others = by_cell[(int(r["ref_row"]), int(r["ref_col"]))].copy()
+        others[int(r["label"])] -= 1
+        top = max(others.values(), default=0)
+        if top <= 0:
+            hits += 1 / n_classes
+            continue
+        tied = [label for label, n in others.items() if n == top]
+        hits += (int(r["label"]) in tied) / len(tied)
+    return hits / len(rows) if rows else 0.0
 
 
 SYNONYMS = {
