@@ -7,7 +7,8 @@ configs/train-tiny-relative.yaml (or ``--config``) plus ``key=value`` overrides,
 does (one process, one torch thread, batches of ``--bs`` drawn with a seeded generator); every
 ``--eval-every`` steps one JSON line: the mean loss of the last 50 steps, ``choice`` accuracy on 200
 training scenes and on ``--n`` held-out test scenes, the held-out mirror rate, and held-out accuracy
-by what tells the two objects apart and by their distance along the asked axis (relative_by_pair.py). With ``train.lr_schedule=cosine`` the
+by what tells the two objects apart, by their distance along the asked axis, and where a guess from the
+reference's cell alone is right or wrong (relative_by_pair.py). With ``train.lr_schedule=cosine`` the
 learning rate decays to 0 at ``--steps`` (the same schedule ``raysweep train`` runs over its epochs).
 """
 import argparse
@@ -22,7 +23,7 @@ from raysweep.config import load_config
 from raysweep.evaluate import evaluate_rows
 from raysweep.training.data import SyntheticRows, limit_rows, train_val_sources
 from raysweep.training.engine import WorkerTrainer
-from relative_by_pair import accuracy_by_distance, accuracy_by_pair  # benchmarks/, the script's own folder
+from relative_by_pair import accuracy_by_distance, accuracy_by_pair, accuracy_by_reference_rule  # benchmarks/, the script's own folder
 
 REPO = Path(__file__).resolve().parents[1]
 p = argparse.ArgumentParser()
@@ -58,4 +59,5 @@ for step in range(1, a.steps + 1):
         ta = evaluate_rows(tr.built, trs, "choice", 64)["acc"]
         kinds = {k: acc for k, (acc, _) in accuracy_by_pair(rows, R.get("predictions", [])).items()}
         dist = {k: acc for k, (acc, _) in accuracy_by_distance(rows, R.get("predictions", [])).items()}
-        print(json.dumps({"tag": a.tag, "step": step, "loss": round(float(np.mean(losses[-50:])), 3), "train_acc": round(ta, 3), "test_acc": te and round(te, 3), "mirror": mr, "test_acc_by_pair": kinds, "test_acc_by_distance": dist, "s": round(time.time() - t0)}), flush=True)
+        rule = {k: acc for k, (acc, _) in accuracy_by_reference_rule(rows, R.get("predictions", [])).items()}
+        print(json.dumps({"tag": a.tag, "step": step, "loss": round(float(np.mean(losses[-50:])), 3), "train_acc": round(ta, 3), "test_acc": te and round(te, 3), "mirror": mr, "test_acc_by_pair": kinds, "test_acc_by_distance": dist, "test_acc_by_reference_rule": rule, "s": round(time.time() - t0)}), flush=True)

@@ -6,7 +6,8 @@ Builds the model of configs/train-tiny-relative.yaml (plus overrides), loads ADA
 seeded scenes of the held-out split (relative_test.yaml) in ``choice`` mode and prints one JSON line:
 accuracy, mirror rate and accuracy per pair kind - ``both_differ`` (colour and shape differ),
 ``same_colour`` (only the shape tells them apart), ``same_shape`` (only the colour does) - with the
-number of scenes of each, and per distance along the asked axis (2-3, 4-5, 6-8 cells).
+number of scenes of each, per distance along the asked axis (2-3, 4-5, 6-8 cells), and where
+guessing from the reference's cell alone is right and wrong (with that guess's accuracy).
 :func:`pair_kind` and :func:`accuracy_by_distance` are what bench_relative_variants.py uses too.
 """
 
@@ -58,6 +59,19 @@ def accuracy_by_distance(rows: list[dict], predictions: list[dict]) -> dict[str,
     return {kind: (round(float(np.mean(hits[kind])), 3), len(hits[kind])) for kind in DISTANCE_BINS if kind in hits}
 
 
+def accuracy_by_reference_rule(rows: list[dict], predictions: list[dict]) -> dict[str, tuple[float, int]]:
+    """{``rule_right`` / ``rule_wrong``: (accuracy, scenes)}: the model's accuracy where guessing from
+    the reference's cell alone (leave-one-out, :func:`~raysweep.tasks.relative_position.reference_cell_hits`)
+    is surely right and where it is surely wrong (ties left out) - how much the model leans on it."""
+    from raysweep.tasks.relative_position import RELATIONS, reference_cell_hits
+
+    groups: dict[str, list[bool]] = {"rule_right": [], "rule_wrong": []}
+    for row, pred, hit in zip(rows, predictions, reference_cell_hits(rows, len(RELATIONS))):
+        if hit in (0.0, 1.0):
+            groups["rule_right" if hit else "rule_wrong"].append(pred["pred"] == pred["label"])
+    return {k: (round(float(np.mean(v)), 3), len(v)) for k, v in groups.items() if v}
+
+
 def main() -> None:
     import torch
 
@@ -81,7 +95,9 @@ def main() -> None:
     result = evaluate_rows(built, rows, "choice", 64)
     print(json.dumps({"acc": result["acc"], "mirror_rate": result.get("mirror_rate"),
                       "by_pair": accuracy_by_pair(rows, result["predictions"]),
-                      "by_distance": accuracy_by_distance(rows, result["predictions"])}))  # fmt: skip
+                      "by_distance": accuracy_by_distance(rows, result["predictions"]),
+                      "by_reference_rule": accuracy_by_reference_rule(rows, result["predictions"]),
+                      "reference_cell_baseline": result.get("reference_cell_baseline")}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -265,10 +265,29 @@ class RelativePosition(Task):
         return out
 
 
+def reference_cell_hits(rows: list[dict], n_classes: int) -> list[float]:
+    """Per row, the chance that guessing from the reference object's cell alone is right: the row
+    gets the relation most frequent among the *other* rows with the same ``ref_row``/``ref_col``
+    (a tie scores the share of tied relations that are right; a cell seen once scores 1 / ``n_classes``)."""
+    by_cell: dict[tuple[int, int], Counter] = {}
+    for r in rows:
+        by_cell.setdefault((int(r["ref_row"]), int(r["ref_col"])), Counter())[int(r["label"])] += 1
+    hits = []
+    for r in rows:
+        others = by_cell[(int(r["ref_row"]), int(r["ref_col"]))].copy()
+        others[int(r["label"])] -= 1
+        top = max(others.values(), default=0)
+        if top <= 0:
+            hits.append(1 / n_classes)
+            continue
+        tied = [label for label, n in others.items() if n == top]
+        hits.append((int(r["label"]) in tied) / len(tied))
+    return hits
+
+
 def reference_cell_baseline(rows: list[dict], n_classes: int) -> float:
-    """Leave-one-out accuracy of guessing from the reference object's cell alone: each row gets the
-    relation most frequent among the *other* rows with the same ``ref_row``/``ref_col`` (a tie
-    scores the share of tied relations that are right; a cell seen once scores 1 / ``n_classes``).
+    """Leave-one-out accuracy of guessing from the reference object's cell alone (the mean of
+    :func:`reference_cell_hits`; 0 for no rows).
 
     The target's cell is balanced by construction (``target_cell_baseline``); the reference is drawn
     among the cells that give the asked relation, so it sits right of the target for "left" and a
@@ -276,20 +295,8 @@ def reference_cell_baseline(rows: list[dict], n_classes: int) -> float:
     67.5% of relative_test.yaml's 3,888 held-out scenes (67.4% of the wide training pool's), where
     the target's cell gives 32.1% (README, Tasks).
     """
-    by_cell: dict[tuple[int, int], Counter] = {}
-    for r in rows:
-        by_cell.setdefault((int(r["ref_row"]), int(r["ref_col"])), Counter())[int(r["label"])] += 1
-    hits = 0.0
-    for r in rows:
-        others = by_cell[(int(r["ref_row"]), int(r["ref_col"]))].copy()
-        others[int(r["label"])] -= 1
-        top = max(others.values(), default=0)
-        if top <= 0:
-            hits += 1 / n_classes
-            continue
-        tied = [label for label, n in others.items() if n == top]
-        hits += (int(r["label"]) in tied) / len(tied)
-    return hits / len(rows) if rows else 0.0
+    hits = reference_cell_hits(rows, n_classes)
+    return sum(hits) / len(hits) if hits else 0.0
 
 
 SYNONYMS = {
