@@ -6,7 +6,7 @@ Builds the base model of configs/train-tiny-relative.yaml (plus ``key=value`` ov
 ``--train`` scenes of its training pool and ``--test`` of the held-out relative split, and takes the
 projector's output (the language model's image tokens) at the target's and the reference's cells of
 the base image. Then, fitted on the training scenes and scored on the held-out ones (colour-shape
-pairs never trained on):
+pairs never trained on; the relation's accuracy also by distance along the asked axis):
 
 - ``relation_mlp`` / ``relation_linear``: the relation (left, right, above, below) from the two
   cells' features side by side (scikit-learn's MLPClassifier with 256 hidden units / LogisticRegression)
@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+from relative_by_pair import DISTANCE_BINS, asked_distance  # noqa: E402  benchmarks/, the script's own folder
 
 
 def named_objects(prompt: str) -> tuple[tuple[str, str], tuple[str, str]]:
@@ -42,14 +43,14 @@ def cell_features(family, built, source, n: int, seed: int = 0) -> dict[str, np.
     """Image-token features at both objects' cells of ``n`` scenes of ``source`` (seeded choice).
 
     Returns ``pair`` (n, 2 * hidden: target's then reference's), ``label`` (n,), and per object
-    (2n rows) ``feature``, ``colour`` and ``shape``. The base image's tokens are row-major, one per
+    (2n rows) ``feature``, ``colour`` and ``shape``; ``distance`` (n,) along the asked axis. The base image's tokens are row-major, one per
     cell (image_size / tiny_patch cells a side).
     """
     import torch
 
     model = built.model.model
     idx = np.random.default_rng(seed).choice(len(source), min(n, len(source)), replace=False)
-    out: dict[str, list] = {"pair": [], "label": [], "feature": [], "colour": [], "shape": []}
+    out: dict[str, list] = {"pair": [], "label": [], "distance": [], "feature": [], "colour": [], "shape": []}
     for start in range(0, len(idx), 64):
         rows = source.rows(idx[start:start + 64])
         enc = family.collate(built, rows, train=False)
@@ -62,6 +63,7 @@ def cell_features(family, built, source, n: int, seed: int = 0) -> dict[str, np.
             reference = feats[row["ref_row"] * side + row["ref_col"]]
             out["pair"].append(np.r_[target, reference])
             out["label"].append(row["label"])
+            out["distance"].append(asked_distance(row))
             for feat, (colour, shape) in zip((target, reference), named_objects(row["prompt"])):
                 out["feature"].append(feat)
                 out["colour"].append(colour)
@@ -100,6 +102,11 @@ def main() -> None:
         clf.fit(fit["pair"], fit["label"])
         result[name] = round(float(clf.score(score["pair"], score["label"])), 3)
         result[name + "_train"] = round(float(clf.score(fit["pair"], fit["label"])), 3)
+        right = clf.predict(score["pair"]) == score["label"]
+        result[name + "_by_distance"] = {
+            kind: round(float(right[(score["distance"] >= lo) & (score["distance"] <= hi)].mean()), 3)
+            for kind, (lo, hi) in DISTANCE_BINS.items() if ((score["distance"] >= lo) & (score["distance"] <= hi)).any()
+        }  # fmt: skip
     for attribute in ("colour", "shape"):
         clf = LogisticRegression(max_iter=3000).fit(fit["feature"], fit[attribute])
         seen = np.isin(score[attribute], clf.classes_)  # held-out objects whose colour (shape) the pool has
