@@ -37,6 +37,7 @@ p.add_argument("--config", default=str(REPO / "configs/train-tiny-relative.yaml"
 p.add_argument("--seed", type=int, default=0, help="seed of the batch order (the LoRA init follows model.seed)")
 p.add_argument("--easy-steps", type=int, default=0, help="first steps on the easy set (data.reference_within)")
 p.add_argument("--easy-within", type=int, default=0, help="data.reference_within of the easy set")
+p.add_argument("--test-override", action="append", default=[], help="key=value override of the held-out set's config (repeatable)")
 a = p.parse_args()
 torch.set_num_threads(1)
 cfg = load_config(a.config, a.overrides)
@@ -46,7 +47,7 @@ easy = train
 if a.easy_steps:
     easy, _ = train_val_sources(load_config(a.config, a.overrides + [f"data.reference_within={a.easy_within}", "data.fraction=1.0"]))
     print("easy scenes", len(easy), flush=True)
-test_set = load_config(str(REPO / cfg.train.eval_sets[0].config)).data
+test_set = load_config(str(REPO / cfg.train.eval_sets[0].config), a.test_override).data
 rows = [] if not a.n else (lambda ho: ho.rows(range(len(ho))))(limit_rows(SyntheticRows(test_set), a.n, 0))
 trs = train.rows(list(range(0, len(train), max(1, len(train)//200)))[:200])
 print("train scenes", len(train), "trainable", tr.built.trainable_params, tr.built.total_params, flush=True)

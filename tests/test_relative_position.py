@@ -241,6 +241,47 @@ def test_the_reference_cell_gives_the_relation_away_where_the_target_cell_does_n
     assert "reference_cell_baseline" not in source.task.baselines([{"cell_row": 0, "cell_col": 0, "label": 0}])
 
 
+def test_reference_weights_draw_every_reference_slot_equally_and_keep_every_target_slot():
+    from raysweep.tasks.relative_position import feasible_pairs, reference_weights
+
+    weights = reference_weights(9)
+    assert sorted(weights) == sorted(feasible_pairs(9))
+    counts = np.zeros((81, 4))
+    for (cell, label), (cells, p) in weights.items():
+        assert p.sum() == pytest.approx(1.0) and (p > 0).all()
+        assert all(relation(divmod(cell, 9), divmod(int(a), 9)) == label for a in cells)
+        np.add.at(counts, (cells, label), p)
+    reference_slots = counts[counts > 1e-9]
+    assert len(reference_slots) == 252 and np.abs(reference_slots - 1).max() < 0.002  # as many as target slots, each drawn once
+
+
+def test_reference_balance_takes_the_reference_cells_shortcut_away_and_leaves_the_default_scenes_alone():
+    from raysweep.tasks import task_for
+
+    def scene_set(*overrides):
+        cfg = load_config(str(REPO / "configs/data/relative_test.yaml"), list(overrides)).data
+        return task_for(cfg), task_for(cfg).scenes(cfg)
+
+    task, default = scene_set()
+    # the default draw is what it was before reference_balance existed (the splits' scenes, README's numbers)
+    assert [(default.scene(i).ref_row, default.scene(i).ref_col) for i in (0, 1, 777, 5000, 12095)] == [(2, 5), (7, 4), (1, 0), (2, 6), (1, 5)]
+    _, balanced = scene_set("data.reference_balance=target_and_reference")
+    for name, scenes in (("default", default), ("balanced", balanced)):
+        rows = []
+        for i in range(0, scenes.pool_size, 5):  # 5 is coprime to the 252 (cell, relation) slots: every slot is visited
+            sc = scenes.scene(i)
+            assert relation((sc.row, sc.col), (sc.ref_row, sc.ref_col)) == sc.label
+            rows.append({"cell_row": sc.row, "cell_col": sc.col, "ref_row": sc.ref_row, "ref_col": sc.ref_col, "label": sc.label})
+        baselines = task.baselines(rows)
+        assert baselines["target_cell_baseline"] == pytest.approx(0.321, abs=0.01)
+        if name == "default":
+            assert baselines["reference_cell_baseline"] > 0.6
+        else:
+            assert baselines["reference_cell_baseline"] < 0.36
+    with pytest.raises(ConfigError, match=r"data.reference_balance: only relative_position has a reference object"):
+        load_config(None, ["data.reference_balance=target_and_reference"])
+
+
 def test_generate_writes_rows_with_label_and_the_reference_cell(tmp_path):
     out = tmp_path / "rel"
     assert main(["generate", str(REPO / "configs/data/relative_test.yaml"), "data.fraction=0.01", "data.canvas_size=84",

@@ -70,6 +70,8 @@ class AbsolutePosition(Task):
             return "reference_within", "only relative_position has a reference object; leave it at -1 (anywhere)"
         if data_cfg.reference_shares != "any":
             return "reference_shares", "only relative_position has a reference object; leave it at any"
+        if data_cfg.reference_balance != "target":
+            return "reference_balance", "only relative_position has a reference object; leave it at target"
         if data_cfg.variants > 1 and data_cfg.distractors == 0:
             return "variants", "variants > 1 repeat identical scenes unless data.distractors > 0"
         cells_outside = data_cfg.grid_size**2 - (data_cfg.grid_size // self.areas_per_side) ** 2
