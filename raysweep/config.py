@@ -142,7 +142,8 @@ class DataConfig:
         "leaves the reference's cell telling the answer 67.5% of the time (reference_cell_baseline); "
         "target_and_reference draws the reference with weights fitted (Sinkhorn) so that every (reference cell, "
         "relation) the grid allows is drawn as often as every (target cell, relation): the reference-cell guess "
-        "falls to 31.0% on relative_test.yaml, the target cell's being 32.1%.",
+        "falls to 31.0% on relative_test.yaml, the target cell's being 32.1% - but exact balance on a bounded grid "
+        "leaves only pairs 2 cells apart on the asked axis (99.8% of them; README, Tasks).",
         "target",
     )
     variants: int = doc(

@@ -253,6 +253,10 @@ def test_reference_weights_draw_every_reference_slot_equally_and_keep_every_targ
         np.add.at(counts, (cells, label), p)
     reference_slots = counts[counts > 1e-9]
     assert len(reference_slots) == 252 and np.abs(reference_slots - 1).max() < 0.002  # as many as target slots, each drawn once
+    # the price of exact balance on a bounded grid: the pairs are 2 cells apart on the asked axis
+    gap2 = sum(p[[abs(divmod(cell, 9)[label < 2] - divmod(int(a), 9)[label < 2]) == 2 for a in cells]].sum()
+               for (cell, label), (cells, p) in weights.items())  # fmt: skip
+    assert gap2 / len(weights) > 0.99
 
 
 def test_reference_balance_takes_the_reference_cells_shortcut_away_and_leaves_the_default_scenes_alone():
