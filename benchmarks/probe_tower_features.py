@@ -29,14 +29,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-from relative_by_pair import DISTANCE_BINS, asked_distance  # noqa: E402  benchmarks/, the script's own folder
-
-
-def named_objects(prompt: str) -> tuple[tuple[str, str], tuple[str, str]]:
-    """((colour, shape) of the target, (colour, shape) of the reference) of a default-template prompt."""
-    named = prompt.split("Where is the ")[1].split("?")[0].split(" relative to the ")
-    (c1, s1), (c2, s2) = (tuple(phrase.split()[-2:]) for phrase in named)
-    return (c1, s1), (c2, s2)
+from relative_by_pair import DISTANCE_BINS, asked_distance, named_objects  # noqa: E402  benchmarks/, the script's own folder
 
 
 def cell_features(family, built, source, n: int, seed: int = 0) -> dict[str, np.ndarray]:

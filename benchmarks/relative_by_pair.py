@@ -22,11 +22,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 
 
-def pair_kind(prompt: str) -> str:
-    """``both_differ``, ``same_colour`` or ``same_shape`` for a prompt of the default template
-    ("... Where is the red star relative to the blue circle? ...")."""
+def named_objects(prompt: str) -> tuple[tuple[str, str], tuple[str, str]]:
+    """((colour, shape) of the target, (colour, shape) of the reference) of a prompt of the default
+    template ("... Where is the red star relative to the blue circle? ...")."""
     named = prompt.split("Where is the ")[1].split("?")[0].split(" relative to the ")
-    (c1, s1), (c2, s2) = (phrase.split()[-2:] for phrase in named)
+    (c1, s1), (c2, s2) = (tuple(phrase.split()[-2:]) for phrase in named)
+    return (c1, s1), (c2, s2)
+
+
+def pair_kind(prompt: str) -> str:
+    """``both_differ``, ``same_colour`` or ``same_shape`` for a prompt of the default template."""
+    (c1, s1), (c2, s2) = named_objects(prompt)
     return "same_colour" if c1 == c2 else "same_shape" if s1 == s2 else "both_differ"
 
 
