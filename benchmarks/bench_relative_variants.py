@@ -14,7 +14,8 @@ learning rate decays to 0 at ``--steps`` (the same schedule ``raysweep train`` r
 Two experiment-only levers on the binding of names to objects (README, Tasks): ``--attr-steps N
 --attr-mix F`` trains the first N steps on attribute questions about the same scenes ("What shape is
 the red object?", :func:`attribute_rows`) and keeps a share F of every later batch so (``attr_loss``:
-their answer-token loss, no step taken); ``--text-first`` puts the question before the image in the
+their answer-token loss, no step taken), and ``--abs-steps M`` adds M steps of absolute-position
+questions with one distractor after them (binding, then reading out a position); ``--text-first`` puts the question before the image in the
 user message (image tokens can then read the question), by patching ``ChatVLMFamily.prompt_text``.
 """
 import argparse
@@ -45,6 +46,7 @@ p.add_argument("--easy-steps", type=int, default=0, help="first steps on the eas
 p.add_argument("--easy-within", type=int, default=0, help="data.reference_within of the easy set")
 p.add_argument("--attr-steps", type=int, default=0, help="first steps on attribute questions about the same scenes (see attribute_rows)")
 p.add_argument("--attr-mix", type=float, default=0.0, help="after --attr-steps, this share of every batch stays attribute questions")
+p.add_argument("--abs-steps", type=int, default=0, help="after --attr-steps, this many steps of absolute-position questions with 1 distractor")
 p.add_argument("--text-first", action="store_true", help="the question before the image in the user message (experiment-only patch of ChatVLMFamily.prompt_text)")
 p.add_argument("--test-override", action="append", default=[], help="key=value override of the held-out set's config (repeatable)")
 a = p.parse_args()
@@ -82,6 +84,9 @@ easy = train
 if a.easy_steps:
     easy, _ = train_val_sources(load_config(a.config, a.overrides + [f"data.reference_within={a.easy_within}", "data.fraction=1.0"]))
     print("easy scenes", len(easy), flush=True)
+absolute = None
+if a.abs_steps:
+    absolute, _ = train_val_sources(load_config(a.config, a.overrides + ["data.task=absolute_position", "data.distractors=1", "data.fraction=1.0"]))
 test_set = load_config(str(REPO / cfg.train.eval_sets[0].config), a.test_override).data
 rows = [] if not a.n else (lambda ho: ho.rows(range(len(ho))))(limit_rows(SyntheticRows(test_set), a.n, 0))
 trs = train.rows(list(range(0, len(train), max(1, len(train)//200)))[:200])
@@ -89,9 +94,9 @@ print("prompt", repr(tr.family.prompt_text(tr.built, trs[0]["prompt"])), flush=T
 print("train scenes", len(train), "trainable", tr.built.trainable_params, tr.built.total_params, flush=True)
 rng = np.random.default_rng(a.seed); t0 = time.time(); losses = []
 for step in range(1, a.steps + 1):
-    src = easy if step <= a.easy_steps else train
+    src = easy if step <= a.easy_steps else absolute if a.attr_steps < step <= a.attr_steps + a.abs_steps else train
     batch = src.rows(rng.choice(len(src), a.bs, replace=False))
-    n_attr = a.bs if step <= a.attr_steps else int(round(a.attr_mix * a.bs))
+    n_attr = a.bs if step <= a.attr_steps else 0 if src is absolute else int(round(a.attr_mix * a.bs))
     if n_attr:
         batch = attribute_rows(batch[:n_attr], rng) + batch[n_attr:]
     losses.append(tr.train_step(tr.prepare(batch)))
