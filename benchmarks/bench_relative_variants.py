@@ -80,13 +80,29 @@ if a.text_first:
 cfg = load_config(a.config, a.overrides)
 tr = WorkerTrainer(cfg, total_steps=a.steps)
 train, _ = train_val_sources(cfg)
-easy = train
+
+
+def whole_pool(*extra: str):
+    """The training pool of the config with ``extra`` overrides, all of it (``data.fraction=1.0``)."""
+    return train_val_sources(load_config(a.config, a.overrides + [*extra, "data.fraction=1.0"]))[0]
+
+
+easy = whole_pool(f"data.reference_within={a.easy_within}") if a.easy_steps else train
 if a.easy_steps:
-    easy, _ = train_val_sources(load_config(a.config, a.overrides + [f"data.reference_within={a.easy_within}", "data.fraction=1.0"]))
     print("easy scenes", len(easy), flush=True)
-absolute = None
-if a.abs_steps:
-    absolute, _ = train_val_sources(load_config(a.config, a.overrides + ["data.task=absolute_position", "data.distractors=1", "data.fraction=1.0"]))
+absolute = whole_pool("data.task=absolute_position", "data.distractors=1") if a.abs_steps else None
+
+
+def phase(step: int):
+    """(source, attribute questions in the batch) at ``step``: the easy set, attribute questions, absolute
+    questions, then the relative pool with ``--attr-mix`` of attribute questions."""
+    if step <= a.attr_steps:
+        return (easy if step <= a.easy_steps else train), a.bs
+    if step <= a.attr_steps + a.abs_steps:
+        return absolute, 0
+    return (easy if step <= a.easy_steps else train), int(round(a.attr_mix * a.bs))
+
+
 test_set = load_config(str(REPO / cfg.train.eval_sets[0].config), a.test_override).data
 rows = [] if not a.n else (lambda ho: ho.rows(range(len(ho))))(limit_rows(SyntheticRows(test_set), a.n, 0))
 trs = train.rows(list(range(0, len(train), max(1, len(train)//200)))[:200])
@@ -94,9 +110,8 @@ print("prompt", repr(tr.family.prompt_text(tr.built, trs[0]["prompt"])), flush=T
 print("train scenes", len(train), "trainable", tr.built.trainable_params, tr.built.total_params, flush=True)
 rng = np.random.default_rng(a.seed); t0 = time.time(); losses = []
 for step in range(1, a.steps + 1):
-    src = easy if step <= a.easy_steps else absolute if a.attr_steps < step <= a.attr_steps + a.abs_steps else train
+    src, n_attr = phase(step)
     batch = src.rows(rng.choice(len(src), a.bs, replace=False))
-    n_attr = a.bs if step <= a.attr_steps else 0 if src is absolute else int(round(a.attr_mix * a.bs))
     if n_attr:
         batch = attribute_rows(batch[:n_attr], rng) + batch[n_attr:]
     losses.append(tr.train_step(tr.prepare(batch)))
