@@ -14,7 +14,7 @@ tower delivers them - through a fixed random tanh mixing (``--mix``; 0 = none). 
 question's tokens, one per word ("where is the red star relative to the blue circle ? answer:"),
 and a linear head reads the last token. The language model is configs/models/tiny-llava-next.yaml's
 Llama (hidden 128, 4 layers, 4 heads, init range 0.1), trained in full (``--lora-rank 0``, the
-default) or with LoRA on every linear layer; a trained 2-layer MLP stands in for the projector.
+default) or with LoRA on every linear layer of the language model; a trained 2-layer MLP stands in for the projector.
 
 ``--task relative``: the relation of two objects (relative_position's rule, MIN_GAP), the ordered cell
 pair drawn uniformly among those the rule allows, so without telling the objects apart the direction
