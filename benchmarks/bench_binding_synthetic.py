@@ -88,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
     pairs = torch.tensor([(t, r, label) for t in range(GRID * GRID) for r in range(GRID * GRID)
                           if (label := relation(divmod(t, GRID), divmod(r, GRID), MIN_GAP)) is not None])
     n_rel = len(RELATIONS)
+    ctok = torch.tensor([token[c] for c in colours])  # colour index -> word id
+    stok = torch.tensor([token[s] for s in shapes])
 
     def questions(combos, n: int, task: str):
         """(image tokens (n, 81, hidden), word ids (n, L), labels (n,): relations 0-3, areas 4-12)."""
@@ -102,8 +104,6 @@ def main(argv: list[str] | None = None) -> None:
         feats[rows, pr[:, 1]] = colour_vec[cc[ib]] + shape_vec[ss[ib]]
         feats = feats + a.mix * torch.tanh(feats @ mixing * 3) / 3 + positions
         word = lambda w: torch.full((n,), token[w])  # noqa: E731
-        ctok = torch.tensor([token[c] for c in colours])
-        stok = torch.tensor([token[s] for s in shapes])
         target = [word("the"), ctok[cc[ia]], stok[ss[ia]]]
         if task == "absolute":
             words = torch.stack([word("where"), word("is"), *target, word("?"), word("answer:")], 1)
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         share = 1.0 if a.task == "absolute" or step <= a.abs_first else a.abs_mix
         k = round(a.batch_size * share)
         parts = [questions(train_combos, m, t) for m, t in ((k, "absolute"), (a.batch_size - k, "relative")) if m]
+        # the shorter absolute questions are padded on the left with <pad> (no attention mask: the last token stays the one read)
         width = max(w.shape[1] for _, w, _ in parts)
         words = torch.cat([torch.cat([torch.zeros(w.shape[0], width - w.shape[1], dtype=torch.long), w], 1) for _, w, _ in parts])
         return torch.cat([f for f, _, _ in parts]), words, torch.cat([y for _, _, y in parts])
