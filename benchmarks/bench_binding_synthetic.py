@@ -5,6 +5,7 @@
     python benchmarks/bench_binding_synthetic.py --task relative --lora-rank 32 --steps 2000 --tag REL_LORA
     python benchmarks/bench_binding_synthetic.py --task relative --abs-first 1250 --abs-mix 0.25 --steps 3000 --tag CUR
     python benchmarks/bench_binding_synthetic.py --task absolute --extra-colours 12 --steps 2000 --tag ABS_X12
+    python benchmarks/bench_binding_synthetic.py --task relative --aux-ground 1 --steps 2000 --tag REL_GROUND
 
 No images, no vision tower, no Ray: each of the 81 cells of the 9x9 grid is one "image token", the
 tiny tower's fixed sine-cosine code of its cell (:func:`raysweep.models._tiny.sincos_positions`, times
@@ -23,6 +24,13 @@ is a coin toss: 50% is what finding both objects and the axis is worth. ``--task
 configs/data/relative_train_wide.yaml (training) and relative_test.yaml (held-out: pairs never
 trained on), the reference drawn among the other combinations as ``data.reference_shares=any`` does;
 ``--extra-colours N`` adds N colours on every shape to training.
+
+``--aux-ground W`` adds W times an auxiliary grounding loss to the answer's (what
+``train.grounding_weight`` does in raysweep): a linear head reads the last layer's hidden state at
+the shape word of each name ("star" of "red star", "circle" of "blue circle") and predicts the cell
+of that object (81 classes); ``--aux-at last`` puts two such heads on the last token instead, and
+with ``--text-first`` (the question before the image tokens, "answer:" after them) every image token
+predicts whether it holds the target, the reference or neither.
 
 Every 250 steps one JSON line (step, loss, relative and absolute accuracy on 400 training-pool and
 400 held-out questions each) is printed and appended to benchmarks/results/binding_synthetic.jsonl.
@@ -64,6 +72,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--extra-colours", type=int, default=0, help="colours added to training on every shape")
     p.add_argument("--mix", type=float, default=1.0, help="strength of the fixed random tanh mixing of a token's content")
     p.add_argument("--position-norm", type=float, default=3.0, help="scale of the sine-cosine codes (model.tiny_vision_position_norm)")
+    p.add_argument("--text-first", action="store_true", help="question words before the image tokens, 'answer:' after them")
+    p.add_argument("--aux-ground", type=float, default=0.0, help="weight of an auxiliary grounding loss (see the docstring)")
+    p.add_argument("--aux-at", choices=["name", "last"], default="name",
+                   help="image first: the grounding loss at each name's shape word (name) or two cell heads on the last token (last)")
+    p.add_argument("--init-range", type=float, default=0.1, help="the Llama's initializer_range")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="x")
     a = p.parse_args(argv)
@@ -108,13 +121,13 @@ def main(argv: list[str] | None = None) -> None:
         if task == "absolute":
             words = torch.stack([word("where"), word("is"), *target, word("?"), word("answer:")], 1)
             row, col = pr[:, 0] // GRID, pr[:, 0] % GRID
-            return feats, words, n_rel + (row // 3) * 3 + col // 3
+            return feats, words, n_rel + (row // 3) * 3 + col // 3, pr[:, :2]
         anchor = [word("the"), ctok[cc[ib]], stok[ss[ib]]]
         words = torch.stack([word("where"), word("is"), *target, word("relative"), word("to"), *anchor, word("?"), word("answer:")], 1)
-        return feats, words, pr[:, 2]
+        return feats, words, pr[:, 2], pr[:, :2]
 
     config = LlamaConfig(vocab_size=len(vocab), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=4,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256, initializer_range=0.1)
+                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256, initializer_range=a.init_range)
     lm = LlamaForCausalLM(config)
     if a.lora_rank:
         from peft import LoraConfig, get_peft_model
@@ -123,41 +136,84 @@ def main(argv: list[str] | None = None) -> None:
             "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
     projector = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
     head = nn.Linear(hidden, n_rel + 9)
-    params = [q for m in (lm, projector, head) for q in m.parameters() if q.requires_grad]
+    ground = nn.Linear(hidden, GRID * GRID if not a.text_first else 3)
+    ground_ref = nn.Linear(hidden, GRID * GRID)  # --aux-at last: the reference's cell
+    params = [q for m in (lm, projector, head, ground, ground_ref) for q in m.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / a.steps)))
     embed = lm.get_input_embeddings()
 
+    def forward(feats, words):
+        """(answer logits (n, 13), last hidden states (n, T, hidden))."""
+        if a.text_first:
+            seq = torch.cat([embed(words[:, :-1]), projector(feats), embed(words[:, -1:])], 1)
+        else:
+            seq = torch.cat([projector(feats), embed(words)], 1)
+        h = lm(inputs_embeds=seq, output_hidden_states=True).hidden_states[-1]
+        return head(h[:, -1]), h
+
     def logits(feats, words):
-        out = lm(inputs_embeds=torch.cat([projector(feats), embed(words)], 1), output_hidden_states=True)
-        return head(out.hidden_states[-1][:, -1])
+        return forward(feats, words)[0]
+
+    def ground_loss(h, words, cells):
+        """Auxiliary grounding: image first, each name's shape word predicts its object's cell (81 classes);
+        text first, each image token predicts background / target / reference (3 classes)."""
+        n = words.shape[0]
+        if not a.text_first and a.aux_at == "last":
+            loss = nn.functional.cross_entropy(ground(h[:, -1]), cells[:, 0])
+            is_rel = (words == token["relative"]).any(1)
+            if is_rel.any():
+                loss = loss + nn.functional.cross_entropy(ground_ref(h[is_rel, -1]), cells[is_rel, 1])
+            return loss
+        if not a.text_first:
+            # the shape word of the target is 5th from the left of the unpadded question, the reference's 10th
+            L = words.shape[1]
+            pad = (words == 0).sum(1)
+            rows = torch.arange(n)
+            loss = nn.functional.cross_entropy(ground(h[rows, GRID * GRID + pad + 4]), cells[:, 0])
+            has_ref = L - pad > 7
+            if has_ref.any():
+                r = rows[has_ref]
+                loss = loss + nn.functional.cross_entropy(ground(h[r, GRID * GRID + pad[r] + 9]), cells[r, 1])
+            return loss
+        L = words.shape[1] - 1
+        img = h[:, L:L + GRID * GRID]
+        target = torch.zeros(n, GRID * GRID, dtype=torch.long)
+        rows = torch.arange(n)
+        target[rows, cells[:, 0]] = 1
+        is_rel = (words == token["relative"]).any(1)
+        target[rows[is_rel], cells[is_rel, 1]] = 2
+        return nn.functional.cross_entropy(ground(img).reshape(-1, 3), target.reshape(-1))
 
     def batch(step: int):
         share = 1.0 if a.task == "absolute" or step <= a.abs_first else a.abs_mix
         k = round(a.batch_size * share)
         parts = [questions(train_combos, m, t) for m, t in ((k, "absolute"), (a.batch_size - k, "relative")) if m]
         # the shorter absolute questions are padded on the left with <pad> (no attention mask: the last token stays the one read)
-        width = max(w.shape[1] for _, w, _ in parts)
-        words = torch.cat([torch.cat([torch.zeros(w.shape[0], width - w.shape[1], dtype=torch.long), w], 1) for _, w, _ in parts])
-        return torch.cat([f for f, _, _ in parts]), words, torch.cat([y for _, _, y in parts])
+        width = max(w.shape[1] for _, w, _, _ in parts)
+        words = torch.cat([torch.cat([torch.zeros(w.shape[0], width - w.shape[1], dtype=torch.long), w], 1) for _, w, _, _ in parts])
+        return (torch.cat([f for f, _, _, _ in parts]), words, torch.cat([y for _, _, y, _ in parts]),
+                torch.cat([c for _, _, _, c in parts]))
 
     out_path = REPO / "benchmarks/results/binding_synthetic.jsonl"
     t0, losses = time.time(), []
     for step in range(1, a.steps + 1):
-        feats, words, labels = batch(step)
-        loss = nn.functional.cross_entropy(logits(feats, words), labels)
+        feats, words, labels, cells = batch(step)
+        lo, h = forward(feats, words)
+        answer_loss = nn.functional.cross_entropy(lo, labels)
+        loss = answer_loss + a.aux_ground * ground_loss(h, words, cells) if a.aux_ground else answer_loss
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        losses.append(loss.item())
+        losses.append(answer_loss.item())
         if step % 250 == 0 or step == a.steps:
             record = {"tag": a.tag, "step": step, "loss": round(sum(losses[-50:]) / len(losses[-50:]), 4)}
             with torch.no_grad():
                 for task in ("relative", "absolute"):
                     for split, combos in (("train", train_combos), ("heldout", test_combos)):
-                        feats, words, labels = questions(combos, 400, task)
+                        feats, words, labels, _ = questions(combos, 400, task)
                         lo = logits(feats, words)
                         pred = lo[:, :n_rel].argmax(1) if task == "relative" else n_rel + lo[:, n_rel:].argmax(1)
                         record[f"{task}_{split}"] = round((pred == labels).float().mean().item(), 3)
