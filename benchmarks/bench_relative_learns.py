@@ -83,7 +83,8 @@ def main() -> None:
 
     def evaluate(step: int, loss: float | None, seconds: float) -> dict:
         result = evaluate_rows(trainer.built, rows, "choice", 64)
-        point = {"step": step, "loss": loss, "acc": round(result["acc"], 4), "train_seconds": round(seconds, 1),
+        point = {"step": step, "loss": loss, "grounding_loss": trainer.last_grounding_loss and round(trainer.last_grounding_loss, 4),
+                 "acc": round(result["acc"], 4), "train_seconds": round(seconds, 1),
                  "acc_by_relation": {k[4:]: round(v, 4) for k, v in result.items() if k.startswith("acc/")}}  # fmt: skip
         print(json.dumps(point), flush=True)
         return point | {"baseline": result["target_cell_baseline"]}

@@ -88,6 +88,7 @@ def check_run_inputs(cfg, sweep: bool = False, configs_root: Path | None = None)
     notes: list[str] = []
     seen: set = set()
     for trial in trials:
+        check_grounding(trial.data, trial.model, trial.train)
         for check, section in ((_check_data, (trial.data, trial.train)), (_check_model, (trial.model, trial.lora, trial.train))):
             key = (check.__name__, repr(section))
             if key not in seen:
@@ -166,6 +167,25 @@ def _check_training_rows(data_cfg) -> None:
         from raysweep.training.data import train_val_sources
 
         train_val_sources(SimpleNamespace(data=data_cfg))  # labels only, no image rendered
+
+
+def check_grounding(data_cfg, model_cfg, train_cfg) -> None:
+    """``train.grounding_weight`` needs name positions in the rows (rendered from a data config), a
+    decoder family's hidden states, and the head whole on every rank (not ZeRO-3)."""
+    from raysweep.errors import ConfigError
+    from raysweep.models import get_family
+
+    if not train_cfg.grounding_weight:
+        return
+    if not hasattr(get_family(model_cfg.family), "grounding_loss"):
+        raise ConfigError("train.grounding_weight", f"the {model_cfg.family} family has no language-model hidden states to "
+                                                    "ground; use llava-next or qwen2-vl, or set it to 0")  # fmt: skip
+    if data_cfg.source != "synthetic" or data_cfg.mix.source:
+        raise ConfigError("train.grounding_weight", "needs the names' positions, which only rows rendered from a data config "
+                                                    "carry; use data.source=synthetic without data.mix, or set it to 0")  # fmt: skip
+    if train_cfg.strategy == "deepspeed" and train_cfg.zero_stage == 3 and train_cfg.num_workers > 1:
+        raise ConfigError("train.grounding_weight", "its head runs outside the model's forward, which ZeRO-3's partitioned "
+                                                    "weights do not allow; use train.zero_stage 2, or set it to 0")  # fmt: skip
 
 
 def _check_model(model_cfg, lora_cfg, train_cfg) -> list[str]:

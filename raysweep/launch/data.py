@@ -117,6 +117,8 @@ class CollateStage:
         family = get_family(cfg.model.family)
         built = _cached("collator", repr(to_dict(cfg.model)) + repr(to_dict(cfg.data)),
                         lambda: family.build_collator(cfg.model, training_task(cfg.data)))  # fmt: skip
+        if cfg.train.grounding_weight:  # the name positions and cells for the grounding loss (WorkerTrainer)
+            built.extras.update(grounding=True, grounding_grid=cfg.data.grid_size)
         for hook in self.hooks:
             _call_hook(hook, "collate", epoch, batch_id)
         return pickle.dumps(collate_or_name_row(family, built, rows, dataset_name(cfg)), protocol=5)

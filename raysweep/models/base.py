@@ -345,10 +345,50 @@ class ChatVLMFamily(Family):
             return self.encode(built, images, prompts, "left")
         answers = [self.answer_sep + r["answer"] + built.tokenizer.eos_token for r in rows]
         enc = self.encode(built, images, [p + a for p, a in zip(prompts, answers)], "right", return_offsets_mapping=True)
-        starts = self.answer_starts(enc.pop("offset_mapping"), enc["attention_mask"], answers)
+        offsets = enc.pop("offset_mapping")
+        starts = self.answer_starts(offsets, enc["attention_mask"], answers)
         prompt = torch.arange(enc["input_ids"].shape[1])[None] < starts[:, None]
         enc["labels"] = enc["input_ids"].masked_fill(prompt | (enc["attention_mask"] == 0), IGNORE)
+        if built.extras.get("grounding"):
+            enc["grounding_index"], enc["grounding_cell"] = self.grounding_targets(built, rows, prompts, answers, offsets, enc["attention_mask"])
         return enc
+
+    def grounding_targets(self, built: Built, rows: list[dict], prompts: list[str], answers: list[str], offsets: torch.Tensor,
+                          mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """Token index of the last token of each object's name in the prompt, and that object's cell.
+
+        Reads each row's ``grounding`` (``[end, row, col]`` per named object, ``end`` a character
+        index in the row's ``prompt``; :meth:`raysweep.scenes.SceneSet.grounding`). Characters are
+        counted from the end of the text, as in :meth:`answer_starts`: the processor expands the image
+        placeholder before the prompt, so offsets from the start shift and offsets from the end do not.
+
+        Returns:
+            ``(index, cell)``, both ``(batch, k)`` long, ``k`` the most names of a row; ``cell`` is
+            ``row * grid + col`` (``grid`` = ``built.extras["grounding_grid"]``), ``index`` -1 and
+            ``cell`` -100 where a row names fewer objects.
+        Raises:
+            UserError: a row without ``grounding`` (rows read from a Parquet set; render them from a
+                data config), or a name that no token ends in.
+        """
+        grid = int(built.extras.get("grounding_grid", 9))
+        k = max(len(r["grounding"]) if r.get("grounding") is not None else 0 for r in rows)  # lists, or arrays via Ray Data
+        index = torch.full((len(rows), max(k, 1)), -1, dtype=torch.long)
+        cell = torch.full((len(rows), max(k, 1)), IGNORE, dtype=torch.long)
+        begin, end = offsets.unbind(-1)
+        real = mask.bool()
+        last = torch.where(real, end, 0).amax(1)
+        for i, (row, prompt, answer) in enumerate(zip(rows, prompts, answers)):
+            if row.get("grounding") is None:
+                raise UserError(f"train.grounding_weight: row {row.get('scene_id')} has no name positions (rows read from a Parquet set); "
+                                "render the training rows from a data config (data.source=synthetic) or set train.grounding_weight=0")  # fmt: skip
+            at = prompt.rfind(row["prompt"])  # the user's text inside the chat template
+            for j, (stop, r, c) in enumerate(row["grounding"]):
+                char = last[i] - (len(prompt) - at - stop) - len(answer)  # just past the name, in the tokenised text
+                hit = torch.nonzero(real[i] & (begin[i] < char) & (end[i] >= char))
+                if not len(hit):
+                    raise UserError(f"train.grounding_weight: no token ends the name at character {stop} of {row['prompt']!r}")
+                index[i, j], cell[i, j] = int(hit[0, 0]), int(r) * grid + int(c)
+        return index, cell
 
     def answer_starts(self, offsets: torch.Tensor, mask: torch.Tensor, answers: list[str]) -> torch.Tensor:
         """Index of each row's first answer token, from the right-padded tokens' character offsets.
@@ -372,7 +412,25 @@ class ChatVLMFamily(Family):
 
     def loss(self, built: Built, batch: dict) -> torch.Tensor:
         """Mean cross-entropy over the label (answer) tokens."""
+        batch = {k: v for k, v in batch.items() if not k.startswith("grounding_")}
         return built.model(**to_device(batch, built)).loss
+
+    def grounding_loss(self, built: Built, batch: dict, head: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(answer loss, grounding loss) of one forward pass (``train.grounding_weight``).
+
+        The grounding loss is the cross-entropy of ``head`` (a linear map from the language model's
+        width to the ``grid x grid`` cells) on the last layer's hidden state at the last token of each
+        object's name (``grounding_index``) against that object's cell (``grounding_cell``): it asks the
+        model to know, where "red star" is read, where the red star stands.
+        """
+        batch = to_device(batch, built)
+        index, cell = batch.pop("grounding_index"), batch.pop("grounding_cell")
+        out = built.model(**batch, output_hidden_states=True)
+        hidden = out.hidden_states[-1]  # (batch, tokens, width), after the final norm
+        rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None].expand_as(index)
+        logits = head(hidden[rows, index.clamp(min=0)].float())  # (batch, k, grid * grid)
+        aux = torch.nn.functional.cross_entropy(logits.flatten(0, 1), cell.flatten(), ignore_index=IGNORE)
+        return out.loss, aux
 
     def predict(self, built: Built, rows: list[dict], mode: str = "choice", max_new_tokens: int = 15) -> list[Prediction]:
         """``generate``: greedy text, then the task's parser; ``choice``: best log-likelihood of its answers."""

@@ -163,8 +163,38 @@ class SceneSet:
         options = tuple(self.task.answer_names[i] for i in order)
         return Scene(int(scene_id), shape, color, self.size_names[size_idx], row, col, area, distractors, options)
 
+    def fields(self, scene: Scene) -> dict[str, str]:
+        """The template's placeholder values of ``scene``."""
+        return {"ref": scene.ref, "options": ", ".join(scene.options)}
+
+    def named_cells(self, scene: Scene) -> dict[str, tuple[int, int]]:
+        """(row, col) of the object each name placeholder of the template names."""
+        return {"ref": (scene.row, scene.col)}
+
     def question(self, scene: Scene) -> str:
-        return (self.cfg.template or self.task.template).format(ref=scene.ref, options=", ".join(scene.options))
+        return (self.cfg.template or self.task.template).format(**self.fields(scene))
+
+    def grounding(self, scene: Scene) -> list[list[int]]:
+        """``[end, row, col]`` per object the prompt names: ``end`` is the character index just past its
+        name in :meth:`prompt`, (row, col) its cell; in template order (``train.grounding_weight`` reads them).
+
+        For "Where is the red star relative to the blue circle? ..." that is the end of "red star" with
+        the target's cell, then the end of "blue circle" with the reference's.
+        """
+        import string
+
+        values, cells = self.fields(scene), self.named_cells(scene)
+        out, pos = [], len(self.cfg.prompt_prefix)
+        for literal, name, spec, conversion in string.Formatter().parse(self.cfg.template or self.task.template):
+            pos += len(literal)
+            if name is None:
+                continue
+            value = values[name]
+            value = {"r": repr, "s": str, "a": ascii}[conversion](value) if conversion else value
+            pos += len(format(value, spec or ""))
+            if name in cells:
+                out.append([pos, *cells[name]])
+        return out
 
     def prompt(self, scene: Scene) -> str:
         return self.cfg.prompt_prefix + self.question(scene)

@@ -209,9 +209,11 @@ class RelativeSceneSet(SceneSet):
         return RelativeScene(int(scene_id), shape, color, self.size_names[size_idx], row, col, int(self._cell_area[cell]),
                              distractors, options, label, anchor)  # fmt: skip
 
-    def question(self, scene: RelativeScene) -> str:
-        template = self.cfg.template or self.task.template
-        return template.format(ref=scene.ref, anchor=scene.anchor, options=", ".join(scene.options))
+    def fields(self, scene: RelativeScene) -> dict[str, str]:
+        return super().fields(scene) | {"anchor": scene.anchor}
+
+    def named_cells(self, scene: RelativeScene) -> dict[str, tuple[int, int]]:
+        return super().named_cells(scene) | {"anchor": (scene.ref_row, scene.ref_col)}
 
     def label(self, scene: RelativeScene) -> int:
         return scene.label

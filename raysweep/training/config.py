@@ -39,6 +39,14 @@ class TrainConfig:
         "constant",
     )
     clip: float = doc("Gradient-norm clipping (0 = off).", 1.0)
+    grounding_weight: float = doc(
+        "Weight of an auxiliary grounding loss added to the answer loss while training (0 = off): a linear head on "
+        "the language model's last hidden state at the last token of each object's name in the prompt ('red star', "
+        "'blue circle') predicts that object's cell of the data.grid_size grid. The head is dropped after training; "
+        "the adapter and every metric are the answer's. Decoder families (llava-next, qwen2-vl), rows rendered from "
+        "a data config (README, Tasks).",
+        0.0,
+    )
     epochs: int = doc("Maximum epochs (the paper's 10).", 10)
     steps_per_epoch: int = doc("Optimizer steps per epoch on every worker (0 = one pass over the train set).", 0)
     batch_size: int = doc("Micro batch per worker (the paper's 1).", 1)
@@ -102,6 +110,8 @@ class TrainConfig:
             raise ConfigError("zero_stage", f"must be 0, 1, 2 or 3, got {self.zero_stage}")
         if self.steps_per_epoch < 0 or self.patience < 0 or self.warmup_steps < 0 or self.max_failures < -1:
             raise ConfigError("steps_per_epoch", "steps_per_epoch, patience, warmup_steps must be >= 0")
+        if self.grounding_weight < 0:
+            raise ConfigError("grounding_weight", f"must be >= 0 (0 = off), got {self.grounding_weight}")
         if self.gpu_memory_gib < 0:
             raise ConfigError("gpu_memory_gib", f"must be >= 0, got {self.gpu_memory_gib}")
         if self.cpus_per_worker <= 0:

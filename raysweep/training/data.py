@@ -66,6 +66,7 @@ class SyntheticRows(RowSource):
                 "cell_col": scene.col,
                 "ref_row": getattr(scene, "ref_row", None),  # relative_position's reference cell (None otherwise)
                 "ref_col": getattr(scene, "ref_col", None),
+                "grounding": self.scenes.grounding(scene),  # [end char of a name in prompt, row, col] per named object
             })  # fmt: skip
         return out
 

@@ -121,6 +121,13 @@ class WorkerTrainer:
 
             enable_gradient_checkpointing(built)
         self.built = built
+        self.grounding_head = None
+        self.last_grounding_loss: float | None = None
+        if cfg.train.grounding_weight:
+            from raysweep.preflight import check_grounding
+
+            check_grounding(cfg.data, cfg.model, cfg.train)  # also when driven without the CLI (benchmarks)
+            self.grounding_head = self._grounding_head(built, cfg.data.grid_size)
         params = [p for p in built.model.parameters() if p.requires_grad]
         if not params:
             from raysweep.errors import UserError
@@ -163,18 +170,36 @@ class WorkerTrainer:
         """A training batch (tensors, answer-only labels) from rows."""
         return self.family.collate(self.built, rows, train=True)
 
+    def _grounding_head(self, built, grid: int) -> torch.nn.Linear:
+        """The ``train.grounding_weight`` head (width -> grid x grid cells), a submodule of the model so that
+        the optimizer, DeepSpeed and checkpoints hold it; never part of the saved adapter."""
+        width = built.model.get_input_embeddings().embedding_dim
+        head = torch.nn.Linear(width, grid * grid).to(built.device)
+        built.model.add_module("grounding_head", head)
+        built.extras.update(grounding=True, grounding_grid=grid)
+        return head
+
     def _loss(self, batch: dict) -> torch.Tensor:
         return self.family.loss(replace(self.built, model=self.engine), batch)
 
     def train_step(self, batch: dict) -> float:
-        """One micro batch: forward, backward and (at accumulation boundaries) an optimizer step."""
+        """One micro batch: forward, backward and (at accumulation boundaries) an optimizer step.
+
+        Returns the answer loss; with ``train.grounding_weight`` the gradient is that of the answer loss
+        plus the weighted grounding loss (kept in :attr:`last_grounding_loss`).
+        """
         self.engine.train()
-        loss = self._loss(batch)
+        if self.grounding_head is not None:
+            loss, aux = self.family.grounding_loss(replace(self.built, model=self.engine), batch, self.grounding_head)
+            self.last_grounding_loss = float(aux.detach())
+            total = loss + self.cfg.train.grounding_weight * aux
+        else:
+            loss = total = self._loss(batch)
         if self.strategy == "deepspeed":
-            self.engine.backward(loss)
+            self.engine.backward(total)
             self.engine.step()
         else:
-            (loss / self.cfg.train.grad_accum).backward()
+            (total / self.cfg.train.grad_accum).backward()
             self._micro += 1
             if self._micro % self.cfg.train.grad_accum == 0:
                 if self.cfg.train.clip:

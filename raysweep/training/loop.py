@@ -99,10 +99,11 @@ def run_epochs(trainer, train_cfg, batches: Callable[[int], Iterable[dict]], val
     for epoch in range(state.epoch, train_cfg.epochs):
         ctx.epoch, ctx.step = epoch + 1, 0
         _emit(callbacks, "on_epoch_start", ctx)
-        losses, waited, seconds = _train_phase(trainer, batches(epoch), ctx, callbacks)
+        losses, grounding, waited, seconds = _train_phase(trainer, batches(epoch), ctx, callbacks)
         metrics = {
             "epoch": epoch + 1,
             "train/loss": sum(losses) / len(losses),
+            **({"train/grounding_loss": sum(grounding) / len(grounding)} if grounding else {}),  # train.grounding_weight
             "train/rows_per_s": len(losses) * train_cfg.batch_size * world_size / seconds,
             "train/data_wait_frac": waited / seconds,
             "train/lr": float(trainer.scheduler.get_last_lr()[0]),
@@ -131,9 +132,10 @@ def run_epochs(trainer, train_cfg, batches: Callable[[int], Iterable[dict]], val
     return state
 
 
-def _train_phase(trainer, batches: Iterable[dict], ctx: LoopContext, callbacks) -> tuple[list[float], float, float]:
-    """Train steps over ``batches``: (losses, seconds waiting for batches, seconds of the whole phase)."""
-    losses, waited = [], 0.0
+def _train_phase(trainer, batches: Iterable[dict], ctx: LoopContext, callbacks) -> tuple[list[float], list[float], float, float]:
+    """Train steps over ``batches``: (answer losses, grounding losses (``train.grounding_weight``; else
+    empty), seconds waiting for batches, seconds of the whole phase)."""
+    losses, grounding, waited = [], [], 0.0
     started = time.perf_counter()
     iterator = iter(batches)
     while True:
@@ -144,11 +146,13 @@ def _train_phase(trainer, batches: Iterable[dict], ctx: LoopContext, callbacks) 
             break
         stepped = time.perf_counter()
         losses.append(trainer.train_step(batch))
+        if getattr(trainer, "last_grounding_loss", None) is not None:
+            grounding.append(trainer.last_grounding_loss)
         ctx.batch_wait_s, ctx.step_s = stepped - asked, time.perf_counter() - stepped
         ctx.step += 1
         ctx.state.step += 1
         _emit(callbacks, "on_step_end", ctx, losses[-1])
-    return losses, waited, time.perf_counter() - started
+    return losses, grounding, waited, time.perf_counter() - started
 
 
 def _early_stopping(state: TrainState, value: float, epoch: int, train_cfg) -> bool:
