@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     projector = nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden))
     head = nn.Linear(hidden, n_rel + 9)
     ground = nn.Linear(hidden, GRID * GRID if not a.text_first else 3)
-    ground_ref = nn.Linear(hidden, GRID * GRID)  # --aux-at last: the reference's cell
+    # --aux-at last: the reference's cell (built only then, so the other runs draw the same weights and batches as recorded)
+    ground_ref = nn.Linear(hidden, GRID * GRID) if a.aux_at == "last" else nn.Identity()
     params = [q for m in (lm, projector, head, ground, ground_ref) for q in m.parameters() if q.requires_grad]
     opt = torch.optim.AdamW(params, lr=a.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / a.steps)))
@@ -165,23 +166,22 @@ def main(argv: list[str] | None = None) -> None:
             if is_rel.any():
                 loss = loss + nn.functional.cross_entropy(ground_ref(h[is_rel, -1]), cells[is_rel, 1])
             return loss
+        is_rel = (words == token["relative"]).any(1)
         if not a.text_first:
-            # the shape word of the target is 5th from the left of the unpadded question, the reference's 10th
-            L = words.shape[1]
-            pad = (words == 0).sum(1)
+            # each name's shape word ("star" of "red star"): the target's comes first, the reference's last
+            shape_at = torch.isin(words, stok).int()
             rows = torch.arange(n)
-            loss = nn.functional.cross_entropy(ground(h[rows, GRID * GRID + pad + 4]), cells[:, 0])
-            has_ref = L - pad > 7
-            if has_ref.any():
-                r = rows[has_ref]
-                loss = loss + nn.functional.cross_entropy(ground(h[r, GRID * GRID + pad[r] + 9]), cells[r, 1])
+            loss = nn.functional.cross_entropy(ground(h[rows, GRID * GRID + shape_at.argmax(1)]), cells[:, 0])
+            if is_rel.any():
+                r = rows[is_rel]
+                last = words.shape[1] - 1 - shape_at.flip(1).argmax(1)
+                loss = loss + nn.functional.cross_entropy(ground(h[r, GRID * GRID + last[r]]), cells[r, 1])
             return loss
         L = words.shape[1] - 1
         img = h[:, L:L + GRID * GRID]
         target = torch.zeros(n, GRID * GRID, dtype=torch.long)
         rows = torch.arange(n)
         target[rows, cells[:, 0]] = 1
-        is_rel = (words == token["relative"]).any(1)
         target[rows[is_rel], cells[is_rel, 1]] = 2
         return nn.functional.cross_entropy(ground(img).reshape(-1, 3), target.reshape(-1))
 
