@@ -10,6 +10,7 @@ registered model version with an alias.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -215,7 +216,13 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
     """
     import yaml
 
+    from raysweep.sweep.paths import resolve_paths
+
     init_ray()
+    # The workers start in folders of their own, not the driver's: relative input paths (a local
+    # model.checkpoint, datasets, eval sets, the DeepSpeed file) are made absolute here, where they mean
+    # what the user meant. A sweep trial's are already absolute (raysweep.sweep.paths).
+    cfg = resolve_paths(copy.deepcopy(cfg), Path.cwd())
     name = default_run_name(cfg)
     uri = tracking_uri(cfg.mlflow)
     tags = {"raysweep.family": cfg.model.family, "raysweep.checkpoint": cfg.model.checkpoint, **(tags or {})}

@@ -17,12 +17,25 @@ from pathlib import Path
 from raysweep import storage
 
 
-def _map_paths(cfg, fn):
-    """Apply ``fn`` to every input-file path of ``cfg`` (datasets, eval sets, DeepSpeed file); returns ``cfg``."""
+def local_checkpoint(checkpoint: str, workdir: Path | None = None) -> bool:
+    """Whether ``model.checkpoint`` names a folder on this machine rather than a Hub id, ``tiny`` or a
+    ``shape:`` variant: it starts with ``/``, ``.`` or ``~``, or is a folder under ``workdir`` (default
+    the working directory). A Hub id ("Qwen/Qwen2-VL-2B-Instruct") looks like a relative path, so a
+    bare relative name counts as local only where that folder exists."""
+    if not checkpoint or checkpoint == "tiny" or checkpoint.startswith("shape:") or storage.is_uri(checkpoint):
+        return False
+    return checkpoint.startswith(("/", ".", "~")) or (Path(workdir or ".") / checkpoint).is_dir()
+
+
+def _map_paths(cfg, fn, workdir: Path | None = None):
+    """Apply ``fn`` to every input-file path of ``cfg`` (datasets, eval sets, DeepSpeed file, a local
+    ``model.checkpoint`` folder, judged under ``workdir``); returns ``cfg``."""
     cfg.data.parquet = {k: fn(v) for k, v in cfg.data.parquet.items()}
     for s in cfg.train.eval_sets:
         s.path, s.config = fn(s.path), fn(s.config)
     cfg.train.deepspeed_config = fn(cfg.train.deepspeed_config)
+    if local_checkpoint(cfg.model.checkpoint, workdir):
+        cfg.model.checkpoint = fn(cfg.model.checkpoint)
     return cfg
 
 
@@ -39,7 +52,7 @@ def portable_path(path: str, workdir: Path) -> str:
 
 def portable_paths(cfg, workdir: Path):
     """``cfg`` with its input paths made :func:`portable_path` (in place; returned)."""
-    return _map_paths(cfg, lambda p: portable_path(p, workdir))
+    return _map_paths(cfg, lambda p: portable_path(p, workdir), workdir)
 
 
 def trial_workdir() -> Path | None:
@@ -62,4 +75,4 @@ def resolve_path(path: str, workdir: Path | None) -> str:
 
 def resolve_paths(cfg, workdir: Path | None):
     """``cfg`` with its relative input paths resolved by :func:`resolve_path` (in place; returned)."""
-    return _map_paths(cfg, lambda p: resolve_path(p, workdir))
+    return _map_paths(cfg, lambda p: resolve_path(p, workdir), workdir)
