@@ -9,7 +9,9 @@ accuracy in ``choice`` mode on ``--n`` seeded scenes of the held-out test split 
 combinations never trained on), next to the split's target_cell_baseline. Writes
 benchmarks/results/relative_learns.json and docs/figures/relative_learning_curve.png; with
 ``--adapter-out`` the trained adapter, for ``raysweep probe``. The report, the figure and the adapter
-are rewritten after every evaluation.
+are rewritten after every evaluation. ``--tower-pretrain N [--tower-pool DATA]`` first pre-trains
+the tower and projector on cell attributes (tower_pretrain.py); ``model.checkpoint=DIR`` starts from
+a pre-trained tiny base (pretrain_tiny_base.py) instead of the random one.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the batch draws")
     parser.add_argument("--adapter-out", default="", help="save the trained adapter here")
     parser.add_argument("--out", default=str(REPO / "benchmarks/results/relative_learns.json"))
+    parser.add_argument("--tower-pretrain", type=int, default=0,
+                        help="first pre-train the tower and projector this many steps on cell attributes (tower_pretrain.py)")
+    parser.add_argument("--tower-pool", default="", help="data config of the tower pre-training scenes (default: the training pool)")
     parser.add_argument("--figure", default=str(REPO / "docs/figures/relative_learning_curve.png"))
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -80,6 +85,13 @@ def main() -> None:
     held_out = limit_rows(SyntheticRows(test_set), args.n, 0)
     rows = held_out.rows(range(len(held_out)))
     rng = np.random.default_rng(args.seed)
+    tower_log = []
+    if args.tower_pretrain:
+        from tower_pretrain import pretrain_tower
+
+        pool_data = load_config(args.tower_pool).data if args.tower_pool else cfg.data
+        tower_log = pretrain_tower(trainer.family, trainer.built, SyntheticRows(pool_data), list(pool_data.colors),
+                                   list(pool_data.shapes), args.tower_pretrain, seed=args.seed)  # fmt: skip
 
     def evaluate(step: int, loss: float | None, seconds: float) -> dict:
         result = evaluate_rows(trainer.built, rows, "choice", 64)
@@ -94,7 +106,8 @@ def main() -> None:
     def write(curve: list[dict], steps_done: int) -> None:
         """The report so far (rewritten after every evaluation, so a stopped run keeps its curve)."""
         report = {"config": args.config, "overrides": args.overrides, "n_held_out": len(rows), "n_train_scenes": len(train),
-                  "batch_size": args.batch_size, "seed": args.seed, "threads": 1, "steps": steps_done,
+                  "batch_size": args.batch_size, "seed": args.seed,
+                  "tower_pretrain": args.tower_pretrain, "tower_pool": args.tower_pool, "tower_log": tower_log[-1:], "threads": 1, "steps": steps_done,
                   "trainable_params": trainer.built.trainable_params, "total_params": trainer.built.total_params,
                   "target_cell_baseline": round(baseline, 4), "curve": curve}  # fmt: skip
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
