@@ -41,8 +41,8 @@ def find_rows(rows: list[dict], rng: np.random.Generator) -> list[dict]:
     """``rows`` re-asked as "Find the {A} and the {B}." (the two objects in a random order) with ``grounding`` to match."""
     out = []
     for row in rows:
-        objects = [(f"{c} {s}", row["cell_row"], row["cell_col"]) for c, s in [named_objects(row["prompt"])[0]]]
-        objects += [(f"{c} {s}", row["ref_row"], row["ref_col"]) for c, s in [named_objects(row["prompt"])[1]]]
+        (c1, s1), (c2, s2) = named_objects(row["prompt"])
+        objects = [(f"{c1} {s1}", row["cell_row"], row["cell_col"]), (f"{c2} {s2}", row["ref_row"], row["ref_col"])]
         if rng.random() < 0.5:
             objects.reverse()
         prompt = f"Find the {objects[0][0]} and the {objects[1][0]}."
@@ -116,11 +116,7 @@ def main() -> None:
     started = time.perf_counter()
     for step in range(1, args.steps + 1):
         rows = find_rows(pool.rows(rng.choice(len(pool), args.batch_size, replace=False)), rng)
-        batch = family.collate(built, rows, train=True)
-        index, cell = batch.pop("grounding_index"), batch.pop("grounding_cell")
-        hidden = built.model(**{k: v for k, v in batch.items() if k != "labels"}, output_hidden_states=True).hidden_states[-1]
-        picked = hidden[torch.arange(hidden.shape[0])[:, None].expand_as(index), index.clamp(min=0)]
-        loss = torch.nn.functional.cross_entropy(head(picked.float()).flatten(0, 1), cell.flatten(), ignore_index=-100)
+        _, loss = family.grounding_loss(built, family.collate(built, rows, train=True), head)  # the answer's loss is not trained
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
