@@ -30,7 +30,10 @@ with one line naming the dataset, the row and the reason (a :class:`~raysweep.er
 
 from __future__ import annotations
 
+import functools
+import os
 import pickle
+import sys
 
 import numpy as np
 import ray
@@ -54,6 +57,35 @@ class EpochClock:
 
     def get(self) -> int:
         return self.epoch
+
+
+def retire_on_cancel(fn):
+    """A Ray Data task function that ends its worker process when Ray cancels it mid-call.
+
+    Ray Data shuts an execution down (a Train worker failed, the consumer stopped) by cancelling its
+    running tasks with ``ray.cancel(force=False)``: a ``KeyboardInterrupt`` raised wherever the task
+    is, and the worker process is then reused for the next task. A stage imports torch and the
+    family's processor lazily, on its first batch; an interrupt inside that import leaves the process
+    with half-initialised modules that can never be imported again (torch: ``generic_type: cannot
+    initialize type "RpcBackendOptions"``, ``name 'adadelta' is not defined``), so every later task
+    placed there failed, and a run restarted after a worker fault died of it. Here the interrupted
+    process exits instead (``os._exit``, status 1): the cancelled task stays cancelled, and Ray starts
+    a clean worker for the next one. Called outside a Ray worker (a driver, a test) the interrupt
+    propagates as usual.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except KeyboardInterrupt:
+            if ray._private.worker.global_worker.mode != ray.WORKER_MODE:  # a driver's Ctrl-C
+                raise
+            print(f"raysweep: Ray cancelled {fn.__name__} in worker {os.getpid()}; the process exits so that "
+                  "no half-imported module is reused", file=sys.stderr, flush=True)  # fmt: skip
+            os._exit(1)
+
+    return wrapper
 
 
 def _cached(kind: str, key: str, build):
@@ -194,6 +226,7 @@ def training_dataset(cfg, n_rows: int, micro_steps: int, clock, hooks=()) -> "ra
                           num_cpus=cfg.train.data_cpus)
 
 
+@retire_on_cancel
 def _batch_fn(batch: dict, stage: BatchStage) -> dict:
     return stage(batch)
 
@@ -292,6 +325,7 @@ def _scene_tools(cfg):
     return _cached("scene_tools", repr(to_dict(cfg)), lambda: (task_for(cfg).scenes(cfg), Renderer(cfg)))
 
 
+@retire_on_cancel
 def render_batch(batch: dict, cfg, encode: bool = True) -> dict:
     """Ray Data batch function: ``{"id": positions}`` -> the dataset columns of those scenes."""
     from raysweep.datasets.synthetic import scene_columns
