@@ -231,40 +231,41 @@ def run_training(cfg, parent_run_id: str | None = None, callbacks: list | None =
     resumed = logger is not None
     if logger is None:
         logger = RunLogger.start(uri, cfg.mlflow.experiment, name, parent_run_id, tags)
-        logger.log_params({**flatten(resolved), "family": cfg.model.family, "base_checkpoint": cfg.model.checkpoint})
     run_location = storage.join(cfg.train.storage_path, name)
     run_dir = Path(run_location) if not storage.is_uri(run_location) else None
     order = "min" if cfg.train.early_stop_metric.endswith("loss") else "max"
-    datasets, data_config, clock = None, None, None
-    if cfg.train.data_loader == "ray_data":
-        datasets, data_config, clock = _ray_data_input(cfg, data_hooks)
-    trainer = TorchTrainer(
-        train_loop_per_worker,
-        train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id, "resumed": resumed, "ledger": ledger,
-                           "loop_callbacks": list(loop_callbacks or []), "epoch_clock": clock},
-        datasets=datasets,
-        dataset_config=data_config,
-        scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
-                                     resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
-        run_config=ray.train.RunConfig(
-            name=name, **storage.ray_storage(cfg.train.storage_path), callbacks=callbacks or None,
-            failure_config=FailureConfig(max_failures=cfg.train.max_failures),
-            logging_config=LoggingConfig(log_level="WARNING"),
-            checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints,
-                                               checkpoint_score_attribute=cfg.train.early_stop_metric,
-                                               checkpoint_score_order=order),
-        ),
-    )  # fmt: skip
-    try:
+    try:  # from here on the run exists in MLflow: whatever fails ends it FAILED (KILLED on Ctrl-C), never RUNNING
+        if not resumed:
+            logger.log_params({**flatten(resolved), "family": cfg.model.family, "base_checkpoint": cfg.model.checkpoint})
+        datasets, data_config, clock = None, None, None
+        if cfg.train.data_loader == "ray_data":
+            datasets, data_config, clock = _ray_data_input(cfg, data_hooks)
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config={"run": resolved, "mlflow_uri": uri, "run_id": logger.run_id, "resumed": resumed, "ledger": ledger,
+                               "loop_callbacks": list(loop_callbacks or []), "epoch_clock": clock},
+            datasets=datasets,
+            dataset_config=data_config,
+            scaling_config=ScalingConfig(num_workers=cfg.train.num_workers, use_gpu=cfg.train.use_gpu,
+                                         resources_per_worker={"CPU": cfg.train.cpus_per_worker}),
+            run_config=ray.train.RunConfig(
+                name=name, **storage.ray_storage(cfg.train.storage_path), callbacks=callbacks or None,
+                failure_config=FailureConfig(max_failures=cfg.train.max_failures),
+                logging_config=LoggingConfig(log_level="WARNING"),
+                checkpoint_config=CheckpointConfig(num_to_keep=cfg.train.keep_checkpoints,
+                                                   checkpoint_score_attribute=cfg.train.early_stop_metric,
+                                                   checkpoint_score_order=order),
+            ),
+        )  # fmt: skip
         result = trainer.fit()
     except BaseException:
         logger.end("FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
         raise
-    if on_trained is not None:
-        on_trained()
     try:
+        if on_trained is not None:
+            on_trained()
         outcome = _evaluate_and_log(cfg, result, logger, uri, resolved, run_dir, run_location, order, register, quiet, base_cache)
-    except BaseException:  # the run must not stay RUNNING when the final evaluation or registration fails
+    except BaseException:  # nor when the final evaluation or registration fails
         logger.end("FAILED" if not isinstance(sys.exc_info()[1], KeyboardInterrupt) else "KILLED")
         raise
     if not quiet:
