@@ -58,11 +58,8 @@ def grounding_accuracy(family, built, head, rows: list[dict]) -> float:
     right = total = 0
     with torch.no_grad():
         for start in range(0, len(rows), 32):
-            batch = family.collate(built, rows[start:start + 32], train=True)
-            index, cell = batch.pop("grounding_index"), batch.pop("grounding_cell")
-            hidden = built.model(**{k: v for k, v in batch.items() if k != "labels"}, output_hidden_states=True).hidden_states[-1]
-            picked = hidden[torch.arange(hidden.shape[0])[:, None].expand_as(index), index.clamp(min=0)]
-            pred = head(picked.float()).argmax(-1)
+            _, logits, cell = family.grounding_logits(built, family.collate(built, rows[start:start + 32], train=True), head)
+            pred = logits.argmax(-1)
             right += int(((pred == cell) & (cell >= 0)).sum())
             total += int((cell >= 0).sum())
     return right / max(total, 1)

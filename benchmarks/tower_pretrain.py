@@ -144,11 +144,10 @@ def main() -> None:
     cfg = load_config(str(REPO / "configs/train-tiny-relative.yaml"), args.overrides)
     family = get_family(cfg.model.family)
     built = family.build(cfg.model, task_for(cfg.data))
-    colours, shapes = list(cfg.data.colors), list(cfg.data.shapes)
     train = SyntheticRows(cfg.data)
     pool_data = load_config(str(REPO / args.pool)).data if args.pool else cfg.data
     pool = SyntheticRows(pool_data) if args.pool else train
-    colours = list(pool_data.colors)
+    colours, shapes = list(pool_data.colors), list(cfg.data.shapes)
     held_out = limit_rows(SyntheticRows(load_config(str(REPO / "configs/data/relative_test.yaml")).data), args.test, 0)
     started = time.perf_counter()
     log = pretrain_tower(family, built, pool, colours, shapes, args.steps, lr=args.lr,

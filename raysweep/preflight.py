@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from types import SimpleNamespace
 
+from raysweep import storage
 from raysweep.errors import UserError
 
 
@@ -204,7 +205,7 @@ def hub_note(model_cfg, timeout_s: float = 3.0) -> str | None:
     import os
 
     ckpt = model_cfg.checkpoint
-    if ckpt == "tiny" or ckpt.startswith(("shape:", "/", ".", "~")) or Path(ckpt).expanduser().exists():
+    if ckpt == "tiny" or ckpt.startswith("shape:") or storage.is_local_checkpoint(ckpt):
         return None
     from huggingface_hub import try_to_load_from_cache
 
@@ -246,8 +247,8 @@ def check_checkpoint_folder(model_cfg) -> None:
     if ckpt == "tiny":
         return
     path = Path(ckpt).expanduser()
-    if not (ckpt.startswith(("/", ".", "~")) or path.exists()):
-        return  # a Hub id
+    if not storage.is_local_checkpoint(ckpt):
+        return  # a Hub id, a shape: variant
     if not (path / "config.json").is_file():
         raise UserError(f"model.checkpoint {ckpt!r}: no such model folder (expected config.json in it); give a folder written by save_pretrained, a Hub id, or 'tiny'")
     if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):

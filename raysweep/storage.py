@@ -19,7 +19,7 @@ import pyarrow.fs as pafs
 from raysweep.errors import UserError
 
 __all__ = ["is_uri", "resolve", "join", "filesystem", "ray_storage", "exists", "read_text", "write_text",
-           "read_json", "write_json", "list_files", "upload_folder", "is_local"]  # fmt: skip
+           "read_json", "write_json", "list_files", "upload_folder", "is_local", "is_local_checkpoint"]  # fmt: skip
 
 
 def is_uri(location: str) -> bool:
@@ -30,6 +30,17 @@ def is_uri(location: str) -> bool:
 def is_local(location: str) -> bool:
     """True when ``location`` is on this machine's file system (a plain path or ``file://``)."""
     return not is_uri(location) or str(location).startswith("file://")
+
+
+def is_local_checkpoint(checkpoint: str, workdir: str | os.PathLike | None = None) -> bool:
+    """Whether ``model.checkpoint`` names a folder on this machine rather than a Hub id, ``tiny``, a
+    ``shape:`` variant or a URI: it starts with ``/``, ``.`` or ``~``, or exists under ``workdir``
+    (default the working directory). A Hub id ("Qwen/Qwen2-VL-2B-Instruct") looks like a relative
+    path, so a bare relative name counts as local only where it exists. The one test of the
+    pre-flight, the model loader and the sweep's path handling."""
+    if checkpoint == "tiny" or checkpoint.startswith("shape:") or is_uri(checkpoint):
+        return False
+    return checkpoint.startswith(("/", ".", "~")) or os.path.exists(os.path.join(workdir or ".", checkpoint))
 
 
 def resolve(location: str | os.PathLike) -> str:

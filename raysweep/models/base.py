@@ -177,9 +177,10 @@ class Family:
         """``load()`` of a Hub id or local folder, with a missing folder or an unreachable Hub id as one clear line."""
         from pathlib import Path
 
+        from raysweep.storage import is_local_checkpoint
+
         ckpt = model_cfg.checkpoint
-        looks_local = ckpt.startswith(("/", ".", "~")) or Path(ckpt).expanduser().exists()
-        if looks_local and not (Path(ckpt).expanduser() / "config.json").is_file():
+        if is_local_checkpoint(ckpt) and not (Path(ckpt).expanduser() / "config.json").is_file():
             raise UserError(
                 f"model.checkpoint {ckpt!r}: no such model folder (expected config.json in it); give a local folder "
                 f"written by save_pretrained, a Hub id such as {self.default_checkpoint!r}, or 'tiny'"
@@ -415,20 +416,28 @@ class ChatVLMFamily(Family):
         batch = {k: v for k, v in batch.items() if not k.startswith("grounding_")}
         return built.model(**to_device(batch, built)).loss
 
-    def grounding_loss(self, built: Built, batch: dict, head: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-        """(answer loss, grounding loss) of one forward pass (``train.grounding_weight``).
+    def grounding_logits(self, built: Built, batch: dict, head: torch.nn.Module):
+        """``(out, logits, cell)`` of one forward pass of a batch collated with ``grounding``.
 
-        The grounding loss is the cross-entropy of ``head`` (a linear map from the language model's
-        width to the ``grid x grid`` cells) on the last layer's hidden state at the last token of each
-        object's name (``grounding_index``) against that object's cell (``grounding_cell``): it asks the
-        model to know, where "red star" is read, where the red star stands.
+        ``logits`` ``(batch, k, grid * grid)``: ``head`` (a linear map from the language model's width
+        to the cells) on the last layer's hidden state at the last token of each object's name
+        (``grounding_index``); ``cell`` ``(batch, k)``: that object's cell (``grounding_cell``,
+        ``IGNORE`` where a row names fewer); ``out``: the model's output (its ``loss`` the answer's).
         """
         batch = to_device(batch, built)
         index, cell = batch.pop("grounding_index"), batch.pop("grounding_cell")
         out = built.model(**batch, output_hidden_states=True)
         hidden = out.hidden_states[-1]  # (batch, tokens, width), after the final norm
         rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None].expand_as(index)
-        logits = head(hidden[rows, index.clamp(min=0)].float())  # (batch, k, grid * grid)
+        return out, head(hidden[rows, index.clamp(min=0)].float()), cell
+
+    def grounding_loss(self, built: Built, batch: dict, head: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        """(answer loss, grounding loss) of one forward pass (``train.grounding_weight``).
+
+        The grounding loss is the cross-entropy of :meth:`grounding_logits` against each named
+        object's cell: it asks the model to know, where "red star" is read, where the red star stands.
+        """
+        out, logits, cell = self.grounding_logits(built, batch, head)
         aux = torch.nn.functional.cross_entropy(logits.flatten(0, 1), cell.flatten(), ignore_index=IGNORE)
         return out.loss, aux
 

@@ -18,13 +18,9 @@ from raysweep import storage
 
 
 def local_checkpoint(checkpoint: str, workdir: Path | None = None) -> bool:
-    """Whether ``model.checkpoint`` names a folder on this machine rather than a Hub id, ``tiny`` or a
-    ``shape:`` variant: it starts with ``/``, ``.`` or ``~``, or is a folder under ``workdir`` (default
-    the working directory). A Hub id ("Qwen/Qwen2-VL-2B-Instruct") looks like a relative path, so a
-    bare relative name counts as local only where that folder exists."""
-    if not checkpoint or checkpoint == "tiny" or checkpoint.startswith("shape:") or storage.is_uri(checkpoint):
-        return False
-    return checkpoint.startswith(("/", ".", "~")) or (Path(workdir or ".") / checkpoint).is_dir()
+    """:func:`raysweep.storage.is_local_checkpoint`, except that an empty name is left as it is (the
+    pre-flight names it) rather than read as the working directory."""
+    return bool(checkpoint) and storage.is_local_checkpoint(checkpoint, workdir)
 
 
 def _map_paths(cfg, fn, workdir: Path | None = None):
